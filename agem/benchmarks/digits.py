@@ -1,0 +1,77 @@
+"""The embedded offline default: scikit-learn's bundled 8x8 digits (1,797 images).
+
+No download is needed, so `agem run` works on a fresh machine without network. The
+images (values 0..16) are kept as uint8 and scaled to [0, 1] per minibatch. A fixed,
+stratified 70/30 train/test split is drawn once from `split_seed`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from agem.benchmarks.protocols import permuted, split
+from agem.benchmarks.streams import Benchmark
+
+DIGITS_SCALE = 16.0
+
+
+def load_digits_tensors(
+    *, split_seed: int = 0, test_fraction: float = 0.3
+) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """((x_train, y_train), (x_test, y_test)) with x as uint8 [n, 8, 8] in 0..16."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    from sklearn.datasets import load_digits  # imported here: no work at agem import time
+
+    data = load_digits()
+    x = torch.as_tensor(data.images, dtype=torch.uint8)
+    y = torch.as_tensor(data.target, dtype=torch.long)
+    g = torch.Generator().manual_seed(split_seed)
+    train_idx, test_idx = [], []
+    for c in range(10):
+        idx = torch.nonzero(y == c).flatten()
+        idx = idx[torch.randperm(idx.numel(), generator=g)]
+        n_test = round(idx.numel() * test_fraction)
+        test_idx.append(idx[:n_test])
+        train_idx.append(idx[n_test:])
+    tr = torch.cat(train_idx).sort().values
+    te = torch.cat(test_idx).sort().values
+    return (x[tr], y[tr]), (x[te], y[te])
+
+
+def split_digits(
+    n_experiences: int = 5,
+    *,
+    seed: int = 0,
+    task_labels: bool = False,
+    fixed_class_order: list[int] | None = None,
+) -> Benchmark:
+    """Digits split by class into `n_experiences` groups (class-incremental by default)."""
+    train, test = load_digits_tensors()
+    return split(
+        train,
+        test,
+        n_experiences,
+        seed=seed,
+        name="split_digits",
+        task_labels=task_labels,
+        fixed_class_order=fixed_class_order,
+        scale=DIGITS_SCALE,
+    )
+
+
+def permuted_digits(
+    n_experiences: int = 5, *, seed: int = 0, train_subset: int | None = None
+) -> Benchmark:
+    """Digits with one fixed random pixel permutation (of 64) per experience."""
+    train, test = load_digits_tensors()
+    return permuted(
+        train,
+        test,
+        n_experiences,
+        seed=seed,
+        name="permuted_digits",
+        train_subset=train_subset,
+        scale=DIGITS_SCALE,
+    )

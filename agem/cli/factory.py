@@ -1,0 +1,89 @@
+"""Build a model and a strategy from command-line options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from agem.benchmarks.streams import Benchmark
+from agem.template import BaseTemplate
+
+STRATEGIES = ("naive", "agem", "gem", "replay", "ewc", "cumulative")
+MODELS = ("mlp", "resnet18")
+
+
+def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...]) -> nn.Module:
+    """A model sized for the benchmark's inputs and classes (multi-head with task labels)."""
+    from agem import models
+
+    first = benchmark.train_stream[0]
+    x = first.dataset[0][0]
+    n_out = (
+        len(first.classes_in_this_experience)
+        if benchmark.task_labels
+        else max(
+            benchmark.n_classes,
+            1 + max(c for e in benchmark.train_stream for c in e.classes_in_this_experience),
+        )
+    )
+    if name == "mlp":
+        cls = models.MultiHeadMLP if benchmark.task_labels else models.MLP
+        return cls(int(x.numel()), hidden_sizes, n_out)
+    if name == "resnet18":
+        if x.dim() != 3:
+            raise ValueError(
+                f"resnet18 needs image inputs [C, H, W]; this benchmark gives "
+                f"shape {tuple(x.shape)} (use a non-flattened benchmark or --model mlp)"
+            )
+        resnet = getattr(models, "ReducedResNet18", None)
+        if resnet is None:
+            raise ValueError("resnet18 is not available in this version")
+        return resnet(n_out, in_channels=int(x.shape[0]), multihead=benchmark.task_labels)
+    raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+
+
+def build_strategy(
+    name: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    options: dict[str, Any],
+    common: dict[str, Any],
+) -> BaseTemplate:
+    """The strategy `name` with its own `options` and the `common` template arguments."""
+    import agem
+
+    if name == "naive":
+        return agem.Naive(model, optimizer, **common)
+    if name == "agem":
+        return agem.AGEM(
+            model,
+            optimizer,
+            patterns_per_experience=options["patterns_per_experience"],
+            sample_size=options["sample_size"],
+            sampling=options["sampling"],
+            **common,
+        )
+    if name == "gem":
+        return agem.GEM(
+            model,
+            optimizer,
+            patterns_per_experience=options["patterns_per_experience"],
+            memory_strength=options["memory_strength"],
+            **common,
+        )
+    if name == "replay":
+        return agem.Replay(model, optimizer, mem_size=options["mem_size"], **common)
+    if name == "ewc":
+        return agem.EWC(
+            model,
+            optimizer,
+            ewc_lambda=options["ewc_lambda"],
+            mode=options["ewc_mode"],
+            decay_factor=options["decay_factor"],
+            **common,
+        )
+    if name == "cumulative":
+        return agem.Cumulative(model, optimizer, **common)
+    raise ValueError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")

@@ -1,0 +1,6 @@
+"""Plugins: every continual-learning method, logger and evaluator is one."""
+
+from agem.plugins.base import Plugin
+from agem.plugins.evaluation import EvaluationPlugin
+
+__all__ = ["EvaluationPlugin", "Plugin"]

@@ -1,0 +1,5 @@
+"""Strategies: the template plus the plugins that make a method."""
+
+from agem.strategies.naive import Naive
+
+__all__ = ["Naive"]

@@ -1,0 +1,393 @@
+"""`BaseTemplate`: the training and evaluation loop, which fires the plugins' hooks.
+
+The loop is small on purpose; every method (A-GEM, replay, EWC, logging, evaluation)
+is a plugin. Hook order is SPEC section 2. All hooks are fired by `agem.hooks.fire`.
+
+State a plugin may read (and, where the hook allows, change):
+
+- `model`, `optimizer`, `criterion`, `device`, `seed`, `generator` (the seeded RNG
+  for shuffling), `train_mb_size`, `eval_mb_size`, `train_epochs`, `plugins`.
+- `experience`: the experience being trained or evaluated.
+- `adapted_dataset`: the dataset actually iterated (after dataset adaptation).
+- `dataloader`: the iterable of minibatches of the current epoch / evaluation.
+- `mbatch`: the current minibatch `[x, y, task_labels]`, and its parts `mb_x`, `mb_y`,
+  `mb_task_id` (assignable in `before_forward`).
+- `mb_output`: the model's output on `mb_x`; `loss`: the minibatch loss (a tensor).
+- `is_training`: True inside `train()`, False inside `eval()`.
+- `clock`: counters (`agem.clock.Clock`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from agem.batching import Batch, batches
+from agem.benchmarks.streams import Experience, as_tensor_dataset
+from agem.clock import Clock
+from agem.hooks import HookTable, build_hook_table, fire
+from agem.models.multitask import MultiTaskModule
+from agem.plugins.base import Plugin, sort_plugins
+
+_SAVED_ON_EVAL = ("experience", "adapted_dataset", "dataloader", "mbatch", "mb_output", "loss")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _experiences(arg: Any, method: str) -> list[Experience]:
+    if isinstance(arg, Experience):
+        exps = [arg]
+    elif isinstance(arg, Iterable) and not isinstance(arg, (Tensor, Dataset, str, bytes)):
+        exps = list(arg)
+    else:
+        raise TypeError(
+            f"{method}() takes an Experience or a sequence of Experiences, got {type(arg).__name__}"
+        )
+    for exp in exps:
+        if not isinstance(exp, Experience):
+            raise TypeError(f"{method}() got a {type(exp).__name__} where an Experience belongs")
+        if not isinstance(exp.dataset, Dataset):
+            raise TypeError(
+                f"experience {exp.current_experience}: dataset is a "
+                f"{type(exp.dataset).__name__}, not a torch Dataset"
+            )
+        if len(exp.dataset) == 0:  # type: ignore[arg-type]
+            raise ValueError(f"experience {exp.current_experience} has no samples")
+    return exps
+
+
+class BaseTemplate:
+    """Train and evaluate `model` on experiences, firing each plugin's hooks.
+
+    Args:
+        model: the network; a `MultiTaskModule` also receives task labels.
+        optimizer: built on `model.parameters()`; new heads are added to it.
+        criterion: loss on `(output, labels)`; cross-entropy by default.
+        train_mb_size, train_epochs, eval_mb_size: minibatch sizes and epochs.
+        device: where the model and minibatches live.
+        plugins: plugins to run, sorted by their `order` (stable).
+        evaluator: the evaluation plugin (`strategy.evaluator`); None gives the default
+            `EvaluationPlugin()`, False disables it.
+        seed: seeds the strategy's generator (shuffling) and plugins' generators.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        criterion: nn.Module | None = None,
+        *,
+        train_mb_size: int = 1,
+        train_epochs: int = 1,
+        eval_mb_size: int | None = None,
+        device: str | torch.device = "cpu",
+        plugins: Sequence[Any] | None = None,
+        evaluator: Any = None,
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch Optimizer, got {type(optimizer).__name__}")
+        self.train_mb_size = _positive_int("train_mb_size", train_mb_size)
+        self.train_epochs = _positive_int("train_epochs", train_epochs)
+        self.eval_mb_size = _positive_int(
+            "eval_mb_size", train_mb_size if eval_mb_size is None else eval_mb_size
+        )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed must be an integer or None, got {seed!r}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.optimizer = optimizer
+        self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
+        self.seed = seed if seed is not None else int(torch.seed() % (2**31))
+        self.generator = torch.Generator().manual_seed(self.seed)
+        if evaluator is None:
+            from agem.plugins.evaluation import EvaluationPlugin
+
+            evaluator = EvaluationPlugin()
+        self.evaluator = evaluator if evaluator is not False else None
+        extra = [self.evaluator] if self.evaluator is not None else []
+        self.plugins: list[Any] = sort_plugins([*(plugins or []), *extra])
+        self.clock = Clock()
+        self.is_training = False
+        self.experience: Experience | None = None
+        self.adapted_dataset: Dataset[Any] | None = None
+        self.dataloader: Iterable[Batch] | None = None
+        self.mbatch: Batch | None = None
+        self.mb_output: Tensor | None = None
+        self.loss: Tensor | None = None
+        self._hooks: HookTable = {}
+        self._label_check: int | None = None
+
+    # ---- minibatch views --------------------------------------------------------
+    def _current(self) -> Batch:
+        if self.mbatch is None:
+            raise RuntimeError("there is no current minibatch outside train()/eval()")
+        return self.mbatch
+
+    @property
+    def mb_x(self) -> Tensor:
+        """Inputs of the current minibatch."""
+        return self._current()[0]
+
+    @mb_x.setter
+    def mb_x(self, value: Tensor) -> None:
+        self._current()[0] = value
+
+    @property
+    def mb_y(self) -> Tensor:
+        """Labels of the current minibatch."""
+        return self._current()[1]
+
+    @mb_y.setter
+    def mb_y(self, value: Tensor) -> None:
+        self._current()[1] = value
+
+    @property
+    def mb_task_id(self) -> Tensor:
+        """Task labels of the current minibatch."""
+        return self._current()[-1]
+
+    @mb_task_id.setter
+    def mb_task_id(self, value: Tensor) -> None:
+        self._current()[-1] = value
+
+    # ---- training ---------------------------------------------------------------
+    def _fire(self, hook: str, kwargs: dict[str, Any]) -> None:
+        fire(self._hooks, hook, self, kwargs)
+
+    def train(self, experiences: Experience | Sequence[Experience], **kwargs: Any) -> None:
+        """Train on one experience or on each of a sequence, in order."""
+        exps = _experiences(experiences, "train")
+        self._hooks = build_hook_table(self.plugins, Plugin)
+        self.is_training = True
+        self.model.train()
+        self._fire("before_training", kwargs)
+        for exp in exps:
+            self._train_exp(exp, kwargs)
+        self._fire("after_training", kwargs)
+        self.is_training = False
+
+    def train_dataset_adaptation(self, experience: Experience) -> Dataset[Any]:
+        """The dataset to train on for `experience` (overridden by e.g. Cumulative)."""
+        return experience.dataset
+
+    def model_adaptation(self, experience: Experience) -> None:
+        """Grow multi-task modules for the experience's task labels; sync the optimizer."""
+        tasks = self._task_labels(experience)
+        new: list[nn.Parameter] = []
+        for module in self.model.modules():
+            if isinstance(module, MultiTaskModule):
+                new.extend(module.adaptation(tasks))
+        if new:
+            self.model.to(self.device)
+            self.optimizer.add_param_group({"params": new})
+
+    def _task_labels(self, experience: Experience) -> list[int]:
+        data = as_tensor_dataset(self.adapted_dataset or experience.dataset)
+        if data is not None:
+            return [int(t) for t in torch.unique(data.t).tolist()]
+        return [experience.task_label] if experience.task_label >= 0 else [0]
+
+    def _max_label(self) -> int:
+        data = as_tensor_dataset(self.adapted_dataset)  # type: ignore[arg-type]
+        if data is not None:
+            labels = data.y
+            if labels.min() < 0:
+                raise ValueError(f"experience {self._exp_index()} has negative labels")
+            return int(labels.max())
+        classes = self.experience.classes_in_this_experience if self.experience else ()
+        return max(classes, default=0)
+
+    def _exp_index(self) -> int:
+        return self.experience.current_experience if self.experience is not None else -1
+
+    def _check_output(self, output: Tensor, max_label: int) -> None:
+        width = output.shape[-1]
+        if max_label >= width:
+            raise ValueError(
+                f"experience {self._exp_index()} has label {max_label}, but the model "
+                f"outputs only {width} classes (labels must be < num_classes)"
+            )
+
+    def _train_exp(self, experience: Experience, kwargs: dict[str, Any]) -> None:
+        self.experience = experience
+        self._fire("before_train_dataset_adaptation", kwargs)
+        self.adapted_dataset = self.train_dataset_adaptation(experience)
+        self._fire("after_train_dataset_adaptation", kwargs)
+        self.model_adaptation(experience)
+        self._label_check = self._max_label()
+        self.clock.train_exp_epochs = 0
+        self.clock.train_exp_iterations = 0
+        self._fire("before_training_exp", kwargs)
+        for _ in range(self.train_epochs):
+            self.dataloader = self._batches(
+                self.adapted_dataset, self.train_mb_size, shuffle=True, kwargs=kwargs
+            )
+            self.clock.train_epoch_iterations = 0
+            self._fire("before_training_epoch", kwargs)
+            for mbatch in self.dataloader:
+                self.mbatch = mbatch
+                self._training_iteration(kwargs)
+            self._fire("after_training_epoch", kwargs)
+            self.clock.train_exp_epochs += 1
+        self._fire("after_training_exp", kwargs)
+        self.clock.train_exp_counter += 1
+
+    def _training_iteration(self, kwargs: dict[str, Any]) -> None:
+        """One minibatch: clear grads, forward, loss, backward, step; hooks in between."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self._fire("before_training_iteration", kwargs)
+        self._fire("before_forward", kwargs)
+        self.mb_output = self.forward()
+        if self._label_check is not None:  # first minibatch of the experience only
+            self._check_output(self.mb_output, self._label_check)
+            self._label_check = None
+        self._fire("after_forward", kwargs)
+        self.loss = self.criterion(self.mb_output, self.mb_y)
+        self._fire("before_backward", kwargs)
+        self.loss.backward()
+        self._fire("after_backward", kwargs)
+        self._fire("before_update", kwargs)
+        self.optimizer.step()
+        self._fire("after_update", kwargs)
+        self._fire("after_training_iteration", kwargs)
+        self.clock.train_iterations += 1
+        self.clock.train_epoch_iterations += 1
+        self.clock.train_exp_iterations += 1
+
+    def forward(self, x: Tensor | None = None, task_labels: Tensor | None = None) -> Tensor:
+        """The model's output on `x` (default `mb_x`), with task labels if it takes them."""
+        x = self.mb_x if x is None else x
+        if isinstance(self.model, MultiTaskModule):
+            return self.model(x, self.mb_task_id if task_labels is None else task_labels)
+        return self.model(x)
+
+    def _batches(
+        self, dataset: Dataset[Any], batch_size: int, *, shuffle: bool, kwargs: dict[str, Any]
+    ) -> Iterable[Batch]:
+        default_task = self.experience.task_label if self.experience is not None else 0
+        return batches(
+            dataset,
+            batch_size,
+            shuffle=shuffle,
+            generator=self.generator,
+            device=self.device,
+            num_workers=int(kwargs.get("num_workers", 0)),
+            default_task=max(default_task, 0),
+        )
+
+    # ---- evaluation -------------------------------------------------------------
+    def eval(self, experiences: Experience | Sequence[Experience], **kwargs: Any) -> dict[str, Any]:
+        """Evaluate on each experience without gradients; return the evaluator's metrics.
+
+        The model's train/eval mode and the training state (experience, minibatch,
+        loss) are restored afterwards, so `eval` may be called from a training hook.
+        """
+        exps = _experiences(experiences, "eval")
+        saved = {name: getattr(self, name) for name in _SAVED_ON_EVAL}
+        was_training, was_model_training = self.is_training, self.model.training
+        outer_hooks = self._hooks
+        self._hooks = build_hook_table(self.plugins, Plugin)
+        self.is_training = False
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                self._fire("before_eval", kwargs)
+                for exp in exps:
+                    self._eval_exp(exp, kwargs)
+                self._fire("after_eval", kwargs)
+        finally:
+            self.model.train(was_model_training)
+            self.is_training = was_training
+            self._hooks = outer_hooks
+            for name, value in saved.items():
+                setattr(self, name, value)
+        return self.evaluator.last_metrics() if self.evaluator is not None else {}
+
+    def eval_dataset_adaptation(self, experience: Experience) -> Dataset[Any]:
+        """The dataset to evaluate on for `experience`."""
+        return experience.dataset
+
+    def _eval_exp(self, experience: Experience, kwargs: dict[str, Any]) -> None:
+        self.experience = experience
+        self._fire("before_eval_dataset_adaptation", kwargs)
+        self.adapted_dataset = self.eval_dataset_adaptation(experience)
+        self._fire("after_eval_dataset_adaptation", kwargs)
+        self.dataloader = self._batches(
+            self.adapted_dataset, self.eval_mb_size, shuffle=False, kwargs=kwargs
+        )
+        self._fire("before_eval_exp", kwargs)
+        for mbatch in self.dataloader:
+            self.mbatch = mbatch
+            self._fire("before_eval_iteration", kwargs)
+            self._fire("before_eval_forward", kwargs)
+            self.mb_output = self.forward()
+            self._fire("after_eval_forward", kwargs)
+            self.loss = self.criterion(self.mb_output, self.mb_y)
+            self._fire("after_eval_iteration", kwargs)
+        self._fire("after_eval_exp", kwargs)
+
+    # ---- checkpoints ------------------------------------------------------------
+    def _plugin_keys(self) -> list[str]:
+        return [f"{i}:{type(p).__name__}" for i, p in enumerate(self.plugins)]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Model, optimizer, clock, RNG state and every plugin's state."""
+        heads = {
+            name: m.task_labels
+            for name, m in self.model.named_modules()
+            if hasattr(m, "task_labels") and isinstance(m, MultiTaskModule)
+        }
+        return {
+            "model": self.model.state_dict(),
+            "model_task_labels": heads,
+            "optimizer": self.optimizer.state_dict(),
+            "clock": self.clock.state_dict(),
+            "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
+            "seed": self.seed,
+            "plugins": {
+                key: p.state_dict()
+                for key, p in zip(self._plugin_keys(), self.plugins, strict=True)
+                if hasattr(p, "state_dict")
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (same model, optimizer and plugins)."""
+        modules = dict(self.model.named_modules())
+        new: list[nn.Parameter] = []
+        for name, tasks in state.get("model_task_labels", {}).items():
+            module = modules.get(name)
+            if not isinstance(module, MultiTaskModule):
+                raise ValueError(f"checkpoint has task heads for {name!r}, which this model lacks")
+            new.extend(module.adaptation(tasks))
+        if new:
+            self.model.to(self.device)
+            self.optimizer.add_param_group({"params": new})
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.clock.load_state_dict(state["clock"])
+        self.generator.set_state(state["rng"]["generator"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.seed = state["seed"]
+        plugins = state["plugins"]
+        keys = [
+            k
+            for k, p in zip(self._plugin_keys(), self.plugins, strict=True)
+            if hasattr(p, "state_dict")
+        ]
+        if sorted(plugins) != sorted(keys):
+            raise ValueError(f"checkpoint plugins {sorted(plugins)} differ from {sorted(keys)}")
+        for key, p in zip(self._plugin_keys(), self.plugins, strict=True):
+            if key in plugins:
+                p.load_state_dict(plugins[key])
