@@ -2,12 +2,13 @@
 
 from agem import benchmarks, metrics, models, plugins
 from agem.clock import Clock
-from agem.strategies import Naive
+from agem.strategies import AGEM, Naive
 from agem.template import BaseTemplate
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AGEM",
     "BaseTemplate",
     "Clock",
     "Naive",

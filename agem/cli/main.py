@@ -87,7 +87,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
         action="store_true",
         help="split benchmarks: one task label and head per experience",
     )
-    p.add_argument("--strategy", default="naive", choices=STRATEGIES)
+    p.add_argument("--strategy", default="agem", choices=STRATEGIES,
+                   help="continual-learning method (default agem)")
     p.add_argument("--model", default="mlp", choices=MODELS)
     p.add_argument(
         "--hidden-sizes",

@@ -1,0 +1,400 @@
+"""`AGEMPlugin`: Averaged Gradient Episodic Memory (Chaudhry et al., ICLR 2019).
+
+After each experience, `patterns_per_experience` of its training patterns are stored
+(uniformly at random, without replacement). Before every training iteration, the
+reference gradient g_ref is computed on `min(sample_size, memory size)` patterns drawn
+uniformly without replacement from the whole memory. After backward, with g the
+flattened gradient of every trainable parameter, if g.g_ref < 0 then
+g <- g - (g.g_ref / g_ref.g_ref) g_ref.
+
+Hot path: the memory lives in tensors on the training device; g and g_ref live in two
+flat buffers whose views are bound as the parameters' `.grad`, so backward writes the
+flattened gradients directly (no concatenation, no copy back); the projection is a
+`torch.where` on device (no host synchronisation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from agem.benchmarks.streams import as_tensor_dataset
+from agem.plugins.base import Plugin
+
+if TYPE_CHECKING:
+    from agem.template import BaseTemplate
+
+SAMPLINGS = ("uniform", "balanced")
+_SAMPLE_SEED_OFFSET = 0x5EED
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+@dataclass
+class _FlatGrads:
+    """Two flat buffers (g, g_ref) over a fixed list of parameters, with per-param views."""
+
+    params: list[nn.Parameter]
+    g: Tensor
+    g_ref: Tensor
+    g_views: list[Tensor]
+    ref_views: list[Tensor]
+
+    @classmethod
+    def over(cls, params: list[nn.Parameter]) -> _FlatGrads:
+        dtypes = {p.dtype for p in params}
+        devices = {p.device for p in params}
+        if len(dtypes) > 1 or len(devices) > 1:
+            raise ValueError(
+                f"A-GEM needs every trainable parameter on one device and dtype, "
+                f"got {sorted(map(str, dtypes))} on {sorted(map(str, devices))}"
+            )
+        total = sum(p.numel() for p in params)
+        p0 = params[0]
+        g = torch.zeros(total, dtype=p0.dtype, device=p0.device)
+        g_ref = torch.zeros_like(g)
+        return cls(params, g, g_ref, _views(g, params), _views(g_ref, params))
+
+    def bind(self, views: list[Tensor]) -> None:
+        for p, v in zip(self.params, views, strict=True):
+            p.grad = v
+
+    def gather_g(self) -> None:
+        """Make g hold the parameters' current .grad (None as zeros) if it does not already.
+
+        Normally backward has accumulated straight into g's views; this covers a plugin
+        that replaced or cleared `.grad` in between.
+        """
+        if all(p.grad is v for p, v in zip(self.params, self.g_views, strict=True)):
+            return
+        for p, v in zip(self.params, self.g_views, strict=True):
+            if p.grad is None:
+                v.zero_()
+            elif p.grad is not v:
+                v.copy_(p.grad)
+        self.bind(self.g_views)
+
+
+def _views(flat: Tensor, params: list[nn.Parameter]) -> list[Tensor]:
+    views, offset = [], 0
+    for p in params:
+        n = p.numel()
+        views.append(flat[offset : offset + n].view_as(p))
+        offset += n
+    return views
+
+
+class _FrozenBatchNorm:
+    """Context that restores BatchNorm running statistics changed inside it."""
+
+    def __init__(self, modules: list[nn.modules.batchnorm._BatchNorm]) -> None:
+        self.modules = modules
+        self.saved: list[list[Tensor | None]] = []
+
+    def __enter__(self) -> None:
+        self.saved = [
+            [
+                b.clone() if b is not None else None
+                for b in (m.running_mean, m.running_var, m.num_batches_tracked)
+            ]
+            for m in self.modules
+        ]
+
+    def __exit__(self, *exc: object) -> None:
+        for m, (mean, var, count) in zip(self.modules, self.saved, strict=True):
+            for buf, old in (
+                (m.running_mean, mean),
+                (m.running_var, var),
+                (m.num_batches_tracked, count),
+            ):
+                if buf is not None and old is not None:
+                    buf.copy_(old)
+
+
+class AGEMPlugin(Plugin):
+    """Average Gradient Episodic Memory.
+
+    Args:
+        patterns_per_experience: patterns stored from each experience (all if fewer).
+        sample_size: memory patterns per reference gradient (the whole memory if fewer).
+        sampling: "uniform" (the paper's: a fresh uniform sample from the whole memory
+            each iteration) or "balanced" (an equal share from each experience's memory,
+            each share walked through in a reshuffled order so that every stored pattern
+            is used once before any is reused).
+        seed: seeds the memory and sampling generators; default the strategy's seed.
+
+    The memory stores model inputs (after the dataset's transform) with their labels and
+    task labels; each pattern's task label is passed to multi-task models.
+    """
+
+    def __init__(
+        self,
+        patterns_per_experience: int,
+        sample_size: int,
+        *,
+        sampling: str = "uniform",
+        seed: int | None = None,
+    ) -> None:
+        self.patterns_per_experience = _positive_int(
+            "patterns_per_experience", patterns_per_experience
+        )
+        self.sample_size = _positive_int("sample_size", sample_size)
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed must be an integer or None, got {seed!r}")
+        self.sampling = sampling
+        self.seed = seed
+        self.memory_x: Tensor | None = None
+        self.memory_y: Tensor | None = None
+        self.memory_t: Tensor | None = None
+        self.experience_sizes: list[int] = []
+        self._memory_gen: torch.Generator | None = None
+        self._sample_gen: torch.Generator | None = None
+        self._grads: _FlatGrads | None = None
+        self._grads_key: tuple[int, ...] = ()
+        self._exp_key: tuple[int, int] = (0, -1)
+        self._batchnorms: list[nn.modules.batchnorm._BatchNorm] = []
+        self._has_ref = False
+        # balanced sampling: one shuffled order and a cursor per experience
+        self._orders: list[Tensor] = []
+        self._cursors: list[int] = []
+        self._rotation = 0
+
+    # ---- memory -----------------------------------------------------------------
+    @property
+    def memory_size(self) -> int:
+        return sum(self.experience_sizes)
+
+    def _ensure_generators(self, strategy: BaseTemplate | None, device: torch.device) -> None:
+        """Create the memory (CPU) and sampling (on the memory's device) generators once."""
+        seed = self.seed if self.seed is not None else (strategy.seed if strategy else 0)
+        if self._memory_gen is None:
+            self._memory_gen = torch.Generator().manual_seed(seed)
+        if self._sample_gen is None or self._sample_gen.device.type != device.type:
+            self._sample_gen = torch.Generator(device=device).manual_seed(
+                seed + _SAMPLE_SEED_OFFSET
+            )
+
+    def update_memory(
+        self,
+        dataset: Dataset[Any],
+        num_workers: int = 0,
+        *,
+        strategy: BaseTemplate | None = None,
+        device: torch.device | str | None = None,
+        task_label: int = 0,
+    ) -> None:
+        """Add `patterns_per_experience` patterns of `dataset`, uniformly without replacement.
+
+        `dataset` is any map-style Dataset yielding (x, y) or (x, y, t); patterns without a
+        task label get `task_label`. Only the selected patterns are loaded (in parallel
+        when `num_workers > 0`).
+        """
+        n = len(dataset)  # type: ignore[arg-type]
+        if n == 0:
+            raise ValueError("update_memory got an empty dataset")
+        if device is None:
+            device = strategy.device if strategy is not None else torch.device("cpu")
+        device = torch.device(device)
+        self._ensure_generators(strategy, device)
+        assert self._memory_gen is not None
+        k = min(self.patterns_per_experience, n)
+        idx = torch.randperm(n, generator=self._memory_gen)[:k]
+        x, y, t = _load(dataset, idx, num_workers=num_workers, task_label=task_label)
+        x, y, t = x.to(device), y.to(device), t.to(device)
+        if self.memory_x is None or self.memory_y is None or self.memory_t is None:
+            self.memory_x, self.memory_y, self.memory_t = x, y, t
+        else:
+            self.memory_x = torch.cat([self.memory_x.to(device), x])
+            self.memory_y = torch.cat([self.memory_y.to(device), y])
+            self.memory_t = torch.cat([self.memory_t.to(device), t])
+        self.experience_sizes.append(k)
+        if self.sampling == "balanced":
+            self._orders.append(torch.randperm(k, generator=self._sample_gen, device=device))
+            self._cursors.append(0)
+
+    def sample_from_memory(self) -> tuple[Tensor, Tensor, Tensor]:
+        """A sample (x, y, task labels) of min(sample_size, memory size) memory patterns."""
+        if self.memory_x is None or self.memory_y is None or self.memory_t is None:
+            raise RuntimeError("the A-GEM memory is empty: train on an experience first")
+        n = self.memory_size
+        if self.sampling == "balanced":
+            idx = self._balanced_indices()
+        elif self.sample_size >= n:
+            return self.memory_x, self.memory_y, self.memory_t
+        else:
+            assert self._sample_gen is not None
+            idx = torch.randperm(n, generator=self._sample_gen, device=self.memory_y.device)[
+                : self.sample_size
+            ]
+        return self.memory_x[idx], self.memory_y[idx], self.memory_t[idx]
+
+    def _balanced_indices(self) -> Tensor:
+        """Equal shares per experience; each share continues its experience's shuffled order."""
+        assert self.memory_y is not None and self._sample_gen is not None
+        n_exp = len(self.experience_sizes)
+        base, extra = divmod(min(self.sample_size, self.memory_size), n_exp)
+        parts, offset = [], 0
+        for e, size in enumerate(self.experience_sizes):
+            share = base + (1 if (e - self._rotation) % n_exp < extra else 0)
+            share = min(share, size)
+            got = 0
+            while got < share:
+                cursor = self._cursors[e]
+                take = min(share - got, size - cursor)
+                parts.append(self._orders[e][cursor : cursor + take] + offset)
+                got += take
+                cursor += take
+                if cursor == size:
+                    self._orders[e] = torch.randperm(
+                        size, generator=self._sample_gen, device=self.memory_y.device
+                    )
+                    cursor = 0
+                self._cursors[e] = cursor
+            offset += size
+        self._rotation = (self._rotation + extra) % n_exp
+        return torch.cat(parts)
+
+    # ---- hooks ------------------------------------------------------------------
+    def _flat_grads(self, strategy: BaseTemplate) -> _FlatGrads:
+        """The flat buffers over the trainable parameters, rebuilt when they change.
+
+        Parameters change only between experiences (new heads, frozen layers), so the
+        list is checked once per experience.
+        """
+        exp_key = (id(strategy.model), strategy.clock.train_exp_counter)
+        if self._grads is not None and exp_key == self._exp_key:
+            return self._grads
+        self._exp_key = exp_key
+        params = [p for p in strategy.model.parameters() if p.requires_grad]
+        key = tuple(id(p) for p in params)
+        if self._grads is None or key != self._grads_key:
+            if not params:
+                raise ValueError("A-GEM needs at least one trainable parameter")
+            self._grads = _FlatGrads.over(params)
+            self._grads_key = key
+            self._batchnorms = [
+                m
+                for m in strategy.model.modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+            ]
+        return self._grads
+
+    def before_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Compute the reference gradient g_ref on a memory sample."""
+        self._has_ref = False
+        if self.memory_x is None:
+            return
+        grads = self._flat_grads(strategy)
+        x, y, t = self.sample_from_memory()
+        grads.g_ref.zero_()
+        grads.bind(grads.ref_views)
+        if self._batchnorms:
+            with _FrozenBatchNorm(self._batchnorms):
+                loss = strategy.criterion(strategy.forward(x, t), y)
+        else:
+            loss = strategy.criterion(strategy.forward(x, t), y)
+        loss.backward()
+        # The step's own gradient accumulates into g from here on.
+        grads.g.zero_()
+        grads.bind(grads.g_views)
+        self._has_ref = True
+
+    def after_backward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Project the gradient if it conflicts with the reference gradient."""
+        if not self._has_ref or self._grads is None:
+            return
+        grads = self._grads
+        grads.gather_g()
+        g, g_ref = grads.g, grads.g_ref
+        dot = torch.dot(g, g_ref)
+        ref_sq = torch.dot(g_ref, g_ref)
+        # coef = g.g_ref / g_ref.g_ref where g.g_ref < 0, else 0 (a zero g_ref gives 0).
+        coef = torch.where(
+            dot < 0, dot / ref_sq.clamp_min(torch.finfo(g.dtype).tiny), torch.zeros_like(dot)
+        )
+        g.sub_(g_ref * coef)
+
+    def after_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Store patterns of the experience just learned."""
+        exp = strategy.experience
+        if exp is None:
+            return
+        self.update_memory(
+            exp.dataset,
+            int(kwargs.get("num_workers", 0)),
+            strategy=strategy,
+            task_label=max(exp.task_label, 0),
+        )
+
+    # ---- checkpoints ------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        def cpu(t: Tensor | None) -> Tensor | None:
+            return t.cpu() if t is not None else None
+
+        return {
+            "memory_x": cpu(self.memory_x),
+            "memory_y": cpu(self.memory_y),
+            "memory_t": cpu(self.memory_t),
+            "experience_sizes": list(self.experience_sizes),
+            "memory_gen": self._memory_gen.get_state() if self._memory_gen else None,
+            "sample_gen": self._sample_gen.get_state() if self._sample_gen else None,
+            "sample_device": str(self._sample_gen.device) if self._sample_gen else None,
+            "orders": [o.cpu() for o in self._orders],
+            "cursors": list(self._cursors),
+            "rotation": self._rotation,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        device = torch.device(state["sample_device"] or "cpu")
+        self.memory_x = state["memory_x"].to(device) if state["memory_x"] is not None else None
+        self.memory_y = state["memory_y"].to(device) if state["memory_y"] is not None else None
+        self.memory_t = state["memory_t"].to(device) if state["memory_t"] is not None else None
+        self.experience_sizes = list(state["experience_sizes"])
+        self._memory_gen = None
+        self._sample_gen = None
+        if state["memory_gen"] is not None:
+            self._memory_gen = torch.Generator()
+            self._memory_gen.set_state(state["memory_gen"])
+        if state["sample_gen"] is not None:
+            self._sample_gen = torch.Generator(device=device)
+            self._sample_gen.set_state(state["sample_gen"])
+        self._orders = [o.to(device) for o in state["orders"]]
+        self._cursors = list(state["cursors"])
+        self._rotation = int(state["rotation"])
+
+
+def _load(
+    dataset: Dataset[Any], idx: Tensor, *, num_workers: int, task_label: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The patterns of `dataset` at `idx` as stacked tensors (x, y, t)."""
+    tensors = as_tensor_dataset(dataset)
+    if tensors is not None:
+        return tensors.batch(idx)
+    loader = DataLoader(
+        Subset(dataset, idx.tolist()),
+        batch_size=max(1, min(len(idx), 256)),
+        shuffle=False,
+        num_workers=num_workers,
+    )
+    xs, ys, ts = [], [], []
+    for batch in loader:
+        xs.append(batch[0])
+        ys.append(torch.as_tensor(batch[1]).long())
+        ts.append(
+            torch.as_tensor(batch[2]).long()
+            if len(batch) > 2
+            else torch.full((len(batch[1]),), task_label, dtype=torch.long)
+        )
+    return torch.cat(xs), torch.cat(ys), torch.cat(ts)

@@ -1,0 +1,55 @@
+"""`AGEM`: the training template plus `AGEMPlugin`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from agem.plugins.agem import AGEMPlugin
+from agem.template import BaseTemplate
+
+
+class AGEM(BaseTemplate):
+    """Averaged Gradient Episodic Memory (Chaudhry et al., ICLR 2019).
+
+    Args:
+        patterns_per_experience: memory patterns stored per experience.
+        sample_size: memory patterns per reference gradient (default 64).
+        sampling: "uniform" (the paper's) or "balanced"; see `AGEMPlugin`.
+        Other arguments as `BaseTemplate`. The A-GEM plugin is `strategy.agem_plugin`;
+        the caller's `plugins` list is not modified.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        criterion: nn.Module | None = None,
+        *,
+        patterns_per_experience: int,
+        sample_size: int = 64,
+        sampling: str = "uniform",
+        train_mb_size: int = 1,
+        train_epochs: int = 1,
+        eval_mb_size: int | None = None,
+        device: str | torch.device = "cpu",
+        plugins: Sequence[Any] | None = None,
+        evaluator: Any = None,
+        seed: int | None = None,
+    ) -> None:
+        self.agem_plugin = AGEMPlugin(patterns_per_experience, sample_size, sampling=sampling)
+        super().__init__(
+            model,
+            optimizer,
+            criterion,
+            train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
+            eval_mb_size=eval_mb_size,
+            device=device,
+            plugins=[*(plugins or []), self.agem_plugin],
+            evaluator=evaluator,
+            seed=seed,
+        )
