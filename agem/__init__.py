@@ -2,16 +2,20 @@
 
 from agem import benchmarks, metrics, models, plugins
 from agem.clock import Clock
-from agem.strategies import AGEM, Naive
+from agem.strategies import AGEM, EWC, GEM, Cumulative, Naive, Replay
 from agem.template import BaseTemplate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AGEM",
+    "EWC",
+    "GEM",
     "BaseTemplate",
     "Clock",
+    "Cumulative",
     "Naive",
+    "Replay",
     "__version__",
     "benchmarks",
     "metrics",

@@ -19,6 +19,8 @@ State a plugin may read (and, where the hook allows, change):
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -33,7 +35,15 @@ from agem.hooks import HookTable, build_hook_table, fire
 from agem.models.multitask import MultiTaskModule
 from agem.plugins.base import Plugin, sort_plugins
 
-_SAVED_ON_EVAL = ("experience", "adapted_dataset", "dataloader", "mbatch", "mb_output", "loss")
+_SAVED_ON_EVAL = (
+    "experience",
+    "adapted_dataset",
+    "dataloader",
+    "mbatch",
+    "mb_output",
+    "loss",
+    "_label_check",
+)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -104,7 +114,15 @@ class BaseTemplate:
         )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"seed must be an integer or None, got {seed!r}")
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            msg = f"device must name a torch device such as 'cpu', got {device!r}"
+            raise ValueError(msg) from e
+        if plugins is not None and (
+            not isinstance(plugins, Iterable) or isinstance(plugins, (str, bytes))
+        ):
+            raise TypeError(f"plugins must be a list of plugins, got {type(plugins).__name__}")
         self.model = model.to(self.device)
         self.optimizer = optimizer
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
@@ -127,6 +145,10 @@ class BaseTemplate:
         self.loss: Tensor | None = None
         self._hooks: HookTable = {}
         self._label_check: int | None = None
+        # task labels of non-tensor datasets with mixed task labels, read once per dataset
+        self._task_label_cache: weakref.WeakKeyDictionary[Any, list[int]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # ---- minibatch views --------------------------------------------------------
     def _current(self) -> Batch:
@@ -171,18 +193,24 @@ class BaseTemplate:
         self._hooks = build_hook_table(self.plugins, Plugin)
         self.is_training = True
         self.model.train()
-        self._fire("before_training", kwargs)
-        for exp in exps:
-            self._train_exp(exp, kwargs)
-        self._fire("after_training", kwargs)
-        self.is_training = False
+        try:
+            self._fire("before_training", kwargs)
+            for exp in exps:
+                self._train_exp(exp, kwargs)
+            self._fire("after_training", kwargs)
+        finally:
+            self.is_training = False
 
     def train_dataset_adaptation(self, experience: Experience) -> Dataset[Any]:
         """The dataset to train on for `experience` (overridden by e.g. Cumulative)."""
         return experience.dataset
 
     def model_adaptation(self, experience: Experience) -> None:
-        """Grow multi-task modules for the experience's task labels; sync the optimizer."""
+        """Grow multi-task modules for the experience's task labels; sync the optimizer.
+
+        Called before training and before evaluating each experience (an unseen task
+        gets an untrained head, as needed for the untrained accuracies of forward transfer).
+        """
         tasks = self._task_labels(experience)
         new: list[nn.Parameter] = []
         for module in self.model.modules():
@@ -193,10 +221,21 @@ class BaseTemplate:
             self.optimizer.add_param_group({"params": new})
 
     def _task_labels(self, experience: Experience) -> list[int]:
-        data = as_tensor_dataset(self.adapted_dataset or experience.dataset)
+        dataset = self.adapted_dataset if self.adapted_dataset is not None else experience.dataset
+        data = as_tensor_dataset(dataset)
         if data is not None:
             return [int(t) for t in torch.unique(data.t).tolist()]
-        return [experience.task_label] if experience.task_label >= 0 else [0]
+        if experience.task_label >= 0:
+            return [experience.task_label]
+        # mixed task labels in a non-tensor dataset: read them, once per dataset where
+        # the dataset can be weakly referenced and hashed
+        with contextlib.suppress(KeyError, TypeError):
+            return self._task_label_cache[dataset]
+        items = (dataset[i] for i in range(len(dataset)))  # type: ignore[arg-type]
+        tasks = sorted({int(item[2]) if len(item) > 2 else 0 for item in items})
+        with contextlib.suppress(TypeError):
+            self._task_label_cache[dataset] = tasks
+        return tasks
 
     def _max_label(self) -> int:
         data = as_tensor_dataset(self.adapted_dataset)  # type: ignore[arg-type]
@@ -296,6 +335,7 @@ class BaseTemplate:
         exps = _experiences(experiences, "eval")
         saved = {name: getattr(self, name) for name in _SAVED_ON_EVAL}
         was_training, was_model_training = self.is_training, self.model.training
+        modes = [(m, m.training) for m in self.model.modules()]
         outer_hooks = self._hooks
         self._hooks = build_hook_table(self.plugins, Plugin)
         self.is_training = False
@@ -307,7 +347,9 @@ class BaseTemplate:
                     self._eval_exp(exp, kwargs)
                 self._fire("after_eval", kwargs)
         finally:
-            self.model.train(was_model_training)
+            self.model.train(was_model_training)  # also sets heads created during eval
+            for module, mode in modes:  # keeps submodules whose mode differed (frozen BN)
+                module.training = mode
             self.is_training = was_training
             self._hooks = outer_hooks
             for name, value in saved.items():
@@ -323,6 +365,9 @@ class BaseTemplate:
         self._fire("before_eval_dataset_adaptation", kwargs)
         self.adapted_dataset = self.eval_dataset_adaptation(experience)
         self._fire("after_eval_dataset_adaptation", kwargs)
+        self.model_adaptation(experience)
+        self.model.eval()  # heads just created start in train mode
+        self._label_check = self._max_label()
         self.dataloader = self._batches(
             self.adapted_dataset, self.eval_mb_size, shuffle=False, kwargs=kwargs
         )
@@ -332,6 +377,9 @@ class BaseTemplate:
             self._fire("before_eval_iteration", kwargs)
             self._fire("before_eval_forward", kwargs)
             self.mb_output = self.forward()
+            if self._label_check is not None:  # first minibatch of the experience only
+                self._check_output(self.mb_output, self._label_check)
+                self._label_check = None
             self._fire("after_eval_forward", kwargs)
             self.loss = self.criterion(self.mb_output, self.mb_y)
             self._fire("after_eval_iteration", kwargs)
@@ -348,9 +396,12 @@ class BaseTemplate:
             for name, m in self.model.named_modules()
             if hasattr(m, "task_labels") and isinstance(m, MultiTaskModule)
         }
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        groups = [[names.get(id(p), "") for p in g["params"]] for g in self.optimizer.param_groups]
         return {
             "model": self.model.state_dict(),
             "model_task_labels": heads,
+            "optimizer_groups": groups,  # to rebuild groups added for new heads
             "optimizer": self.optimizer.state_dict(),
             "clock": self.clock.state_dict(),
             "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
@@ -373,7 +424,12 @@ class BaseTemplate:
             new.extend(module.adaptation(tasks))
         if new:
             self.model.to(self.device)
-            self.optimizer.add_param_group({"params": new})
+        params = dict(self.model.named_parameters())
+        for names in state.get("optimizer_groups", [])[len(self.optimizer.param_groups) :]:
+            missing = [n for n in names if n not in params]
+            if missing:
+                raise ValueError(f"checkpoint optimizer has parameters {missing} this model lacks")
+            self.optimizer.add_param_group({"params": [params[n] for n in names]})
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.clock.load_state_dict(state["clock"])

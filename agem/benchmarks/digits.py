@@ -7,6 +7,7 @@ stratified 70/30 train/test split is drawn once from `split_seed`.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -14,6 +15,30 @@ from agem.benchmarks.protocols import permuted, split
 from agem.benchmarks.streams import Benchmark
 
 DIGITS_SCALE = 16.0
+N_DIGITS = 1797
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """(images [1797, 8, 8], labels [1797]) of scikit-learn's bundled digits.
+
+    The bundled CSV is read directly when it is where scikit-learn keeps it, which
+    avoids importing scikit-learn (seconds on a cold start); otherwise through
+    `sklearn.datasets.load_digits`. Both give the same arrays.
+    """
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    for base in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(base, "datasets", "data", "digits.csv.gz")
+        if os.path.isfile(path):
+            table = np.loadtxt(path, delimiter=",")
+            if table.shape == (N_DIGITS, 65) and table.min() >= 0 and table[:, :64].max() <= 16:
+                return table[:, :64].reshape(-1, 8, 8), table[:, 64]
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return data.images, data.target
 
 
 def load_digits_tensors(
@@ -22,11 +47,9 @@ def load_digits_tensors(
     """((x_train, y_train), (x_test, y_test)) with x as uint8 [n, 8, 8] in 0..16."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    from sklearn.datasets import load_digits  # imported here: no work at agem import time
-
-    data = load_digits()
-    x = torch.as_tensor(data.images, dtype=torch.uint8)
-    y = torch.as_tensor(data.target, dtype=torch.long)
+    images, labels = _digits_arrays()  # read here: no work at agem import time
+    x = torch.as_tensor(images, dtype=torch.uint8)
+    y = torch.as_tensor(labels, dtype=torch.long)
     g = torch.Generator().manual_seed(split_seed)
     train_idx, test_idx = [], []
     for c in range(10):
@@ -46,6 +69,7 @@ def split_digits(
     seed: int = 0,
     task_labels: bool = False,
     fixed_class_order: list[int] | None = None,
+    validation_experiences: int = 0,
 ) -> Benchmark:
     """Digits split by class into `n_experiences` groups (class-incremental by default)."""
     train, test = load_digits_tensors()
@@ -58,11 +82,17 @@ def split_digits(
         task_labels=task_labels,
         fixed_class_order=fixed_class_order,
         scale=DIGITS_SCALE,
+        validation_experiences=validation_experiences,
     )
 
 
 def permuted_digits(
-    n_experiences: int = 5, *, seed: int = 0, train_subset: int | None = None
+    n_experiences: int = 5,
+    *,
+    seed: int = 0,
+    train_subset: int | None = None,
+    task_labels: bool = False,
+    validation_experiences: int = 0,
 ) -> Benchmark:
     """Digits with one fixed random pixel permutation (of 64) per experience."""
     train, test = load_digits_tensors()
@@ -74,4 +104,6 @@ def permuted_digits(
         name="permuted_digits",
         train_subset=train_subset,
         scale=DIGITS_SCALE,
+        task_labels=task_labels,
+        validation_experiences=validation_experiences,
     )

@@ -81,7 +81,7 @@ def build_strategy(
             optimizer,
             ewc_lambda=options["ewc_lambda"],
             mode=options["ewc_mode"],
-            decay_factor=options["decay_factor"],
+            decay_factor=options["decay_factor"] if options["ewc_mode"] == "online" else None,
             **common,
         )
     if name == "cumulative":

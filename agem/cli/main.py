@@ -6,6 +6,7 @@ Bad arguments exit with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -37,6 +38,16 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return value
 
 
@@ -83,12 +94,23 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     p.add_argument("--no-download", action="store_true", help="never download datasets")
     p.add_argument(
+        "--train-subset",
+        type=_positive_int,
+        default=None,
+        help="permuted/rotated benchmarks: training samples kept per experience "
+        "(the A-GEM paper's MNIST protocol uses 10000; default all)",
+    )
+    p.add_argument(
         "--task-labels",
         action="store_true",
         help="split benchmarks: one task label and head per experience",
     )
-    p.add_argument("--strategy", default="agem", choices=STRATEGIES,
-                   help="continual-learning method (default agem)")
+    p.add_argument(
+        "--strategy",
+        default="agem",
+        choices=STRATEGIES,
+        help="continual-learning method (default agem)",
+    )
     p.add_argument("--model", default="mlp", choices=MODELS)
     p.add_argument(
         "--hidden-sizes",
@@ -110,6 +132,26 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     p.add_argument(
         "--out", default=None, help="run folder (default runs/<benchmark>-<strategy>-seed<seed>)"
+    )
+    g = p.add_argument_group("evaluation and logging")
+    g.add_argument(
+        "--lca-beta",
+        type=_non_negative_int,
+        default=10,
+        help="minibatches in the LCA learning curve (default 10)",
+    )
+    g.add_argument("--no-lca", action="store_true", help="do not record LCA curves")
+    g.add_argument(
+        "--lca-test-size",
+        type=_non_negative_int,
+        default=500,
+        help="test samples per LCA evaluation (default 500; 0: the whole test set)",
+    )
+    g.add_argument(
+        "--log-every",
+        type=_positive_int,
+        default=10,
+        help="training-loss points in metrics.csv / TensorBoard every N iterations (default 10)",
     )
     g = p.add_argument_group("agem / gem")
     g.add_argument(
@@ -141,7 +183,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
         "--mem-size", type=_positive_int, default=1000, help="replay buffer size (default 1000)"
     )
     g = p.add_argument_group("ewc")
-    g.add_argument("--ewc-lambda", type=_non_negative_float, default=100.0)
+    g.add_argument(
+        "--ewc-lambda",
+        type=_non_negative_float,
+        default=10.0,
+        help="EWC penalty weight (default 10; with SGD lr 0.1, 100 diverges)",
+    )
     g.add_argument("--ewc-mode", choices=("separate", "online"), default="separate")
     g.add_argument(
         "--decay-factor",
@@ -156,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="agem", description="Continual learning with A-GEM.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_run(sub)
+    from agem.cli.datasets import add_parser as _add_datasets
+
+    _add_datasets(sub)
+    from agem.cli.compare import add_parser as _add_compare
+
+    _add_compare(sub)
     return parser
 
 
@@ -170,6 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agem.cli.run import run_from_args
 
             run_from_args(args)
+        if args.command == "compare":
+            from agem.cli.compare import compare_from_args
+
+            return compare_from_args(args)
+        if args.command == "datasets":
+            from agem.cli.datasets import datasets_from_args
+
+            return datasets_from_args(args)
         return 0
     except UsageError as err:
         print(str(err), file=sys.stderr)
@@ -181,4 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> NoReturn:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # output piped into e.g. `head`, which exited early
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    sys.exit(code)

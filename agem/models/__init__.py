@@ -1,6 +1,13 @@
-"""Models: MLP, multi-task modules and heads."""
+"""Models: MLP, reduced ResNet-18, multi-task modules and heads."""
 
 from agem.models.mlp import MLP, MultiHeadMLP
 from agem.models.multitask import MultiHeadClassifier, MultiTaskModule
+from agem.models.resnet import ReducedResNet18
 
-__all__ = ["MLP", "MultiHeadClassifier", "MultiHeadMLP", "MultiTaskModule"]
+__all__ = [
+    "MLP",
+    "MultiHeadClassifier",
+    "MultiHeadMLP",
+    "MultiTaskModule",
+    "ReducedResNet18",
+]

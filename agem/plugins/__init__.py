@@ -3,5 +3,20 @@
 from agem.plugins.agem import AGEMPlugin
 from agem.plugins.base import Plugin
 from agem.plugins.evaluation import EvaluationPlugin
+from agem.plugins.ewc import EWCPlugin
+from agem.plugins.gem import GEMPlugin
+from agem.plugins.loggers import ConsoleLogger, CSVLogger, JSONResultsWriter, TensorBoardLogger
+from agem.plugins.replay import ReplayPlugin
 
-__all__ = ["AGEMPlugin", "EvaluationPlugin", "Plugin"]
+__all__ = [
+    "AGEMPlugin",
+    "CSVLogger",
+    "ConsoleLogger",
+    "EWCPlugin",
+    "EvaluationPlugin",
+    "GEMPlugin",
+    "JSONResultsWriter",
+    "Plugin",
+    "ReplayPlugin",
+    "TensorBoardLogger",
+]

@@ -7,10 +7,11 @@ uniformly without replacement from the whole memory. After backward, with g the
 flattened gradient of every trainable parameter, if g.g_ref < 0 then
 g <- g - (g.g_ref / g_ref.g_ref) g_ref.
 
-Hot path: the memory lives in tensors on the training device; g and g_ref live in two
-flat buffers whose views are bound as the parameters' `.grad`, so backward writes the
-flattened gradients directly (no concatenation, no copy back); the projection is a
-`torch.where` on device (no host synchronisation).
+Hot path: the memory lives in tensors on the training device (model inputs, after the
+dataset's transform); g and g_ref live in two flat buffers whose views are bound as the
+parameters' `.grad`, so backward writes the flattened gradients directly (no
+concatenation, no copy back); the projection is branch-free on the device (no host
+synchronisation); memory samples are drawn by `randperm` on the device (no DataLoader).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from agem.template import BaseTemplate
 
 SAMPLINGS = ("uniform", "balanced")
-_SAMPLE_SEED_OFFSET = 0x5EED
+# The memory generator is seeded with the seed, the sampling one with seed + this offset.
+SAMPLE_SEED_OFFSET = 0x5EED
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -83,6 +85,21 @@ class _FlatGrads:
             elif p.grad is not v:
                 v.copy_(p.grad)
         self.bind(self.g_views)
+
+
+def project(g: Tensor, g_ref: Tensor) -> None:
+    """In place: g <- g - (g.g_ref / g_ref.g_ref) g_ref if g.g_ref < 0, else g unchanged.
+
+    Branch-free, so a GPU never waits for the host: the coefficient g.g_ref / g_ref.g_ref
+    is clamped to <= 0, which is 0 exactly when g.g_ref >= 0. A zero g_ref gives
+    0 / tiny = 0, so g is left unchanged and no NaN appears. `g_ref` is used as scratch
+    space (it is left scaled by the coefficient). The product and the subtraction are
+    rounded separately (no fused multiply-add), so the result is bit-identical to the
+    textbook `g - (dot / ref_sq) * g_ref`.
+    """
+    dot = torch.dot(g, g_ref)
+    ref_sq = torch.dot(g_ref, g_ref).clamp_min_(torch.finfo(g.dtype).tiny)
+    g.sub_(g_ref.mul_(dot.div_(ref_sq).clamp_max_(0.0)))
 
 
 def _views(flat: Tensor, params: list[nn.Parameter]) -> list[Tensor]:
@@ -161,6 +178,7 @@ class AGEMPlugin(Plugin):
         self.experience_sizes: list[int] = []
         self._memory_gen: torch.Generator | None = None
         self._sample_gen: torch.Generator | None = None
+        self._seed: int | None = None  # the seed in use: `seed`, else the strategy's
         self._grads: _FlatGrads | None = None
         self._grads_key: tuple[int, ...] = ()
         self._exp_key: tuple[int, int] = (0, -1)
@@ -178,13 +196,26 @@ class AGEMPlugin(Plugin):
 
     def _ensure_generators(self, strategy: BaseTemplate | None, device: torch.device) -> None:
         """Create the memory (CPU) and sampling (on the memory's device) generators once."""
-        seed = self.seed if self.seed is not None else (strategy.seed if strategy else 0)
+        if self._seed is None:
+            self._seed = self.seed if self.seed is not None else (strategy.seed if strategy else 0)
         if self._memory_gen is None:
-            self._memory_gen = torch.Generator().manual_seed(seed)
-        if self._sample_gen is None or self._sample_gen.device.type != device.type:
+            self._memory_gen = torch.Generator().manual_seed(self._seed)
+        if self._sample_gen is None:
             self._sample_gen = torch.Generator(device=device).manual_seed(
-                seed + _SAMPLE_SEED_OFFSET
+                self._seed + SAMPLE_SEED_OFFSET
             )
+
+    def _place(self, device: torch.device) -> None:
+        """Move the memory (and the sampling state) to `device`, e.g. after loading."""
+        if self.memory_x is not None and self.memory_y is not None and self.memory_t is not None:
+            self.memory_x = self.memory_x.to(device)
+            self.memory_y = self.memory_y.to(device)
+            self.memory_t = self.memory_t.to(device)
+        self._orders = [o.to(device) for o in self._orders]
+        if self._sample_gen is not None and self._sample_gen.device.type != device.type:
+            # A generator's state does not carry across device types: reseed, deterministically.
+            seed = (self._seed or 0) + SAMPLE_SEED_OFFSET + self.memory_size
+            self._sample_gen = torch.Generator(device=device).manual_seed(seed)
 
     def update_memory(
         self,
@@ -201,6 +232,8 @@ class AGEMPlugin(Plugin):
         task label get `task_label`. Only the selected patterns are loaded (in parallel
         when `num_workers > 0`).
         """
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
         n = len(dataset)  # type: ignore[arg-type]
         if n == 0:
             raise ValueError("update_memory got an empty dataset")
@@ -208,6 +241,7 @@ class AGEMPlugin(Plugin):
             device = strategy.device if strategy is not None else torch.device("cpu")
         device = torch.device(device)
         self._ensure_generators(strategy, device)
+        self._place(device)
         assert self._memory_gen is not None
         k = min(self.patterns_per_experience, n)
         idx = torch.randperm(n, generator=self._memory_gen)[:k]
@@ -216,23 +250,28 @@ class AGEMPlugin(Plugin):
         if self.memory_x is None or self.memory_y is None or self.memory_t is None:
             self.memory_x, self.memory_y, self.memory_t = x, y, t
         else:
-            self.memory_x = torch.cat([self.memory_x.to(device), x])
-            self.memory_y = torch.cat([self.memory_y.to(device), y])
-            self.memory_t = torch.cat([self.memory_t.to(device), t])
+            self.memory_x = torch.cat([self.memory_x, x])
+            self.memory_y = torch.cat([self.memory_y, y])
+            self.memory_t = torch.cat([self.memory_t, t])
         self.experience_sizes.append(k)
         if self.sampling == "balanced":
             self._orders.append(torch.randperm(k, generator=self._sample_gen, device=device))
             self._cursors.append(0)
 
     def sample_from_memory(self) -> tuple[Tensor, Tensor, Tensor]:
-        """A sample (x, y, task labels) of min(sample_size, memory size) memory patterns."""
+        """A sample (x, y, task labels) of min(sample_size, memory size) memory patterns.
+
+        "uniform": drawn uniformly without replacement from the whole memory, fresh each
+        call. "balanced": see `_balanced_indices`. Either way a sample_size at least the
+        memory size gives the whole memory.
+        """
         if self.memory_x is None or self.memory_y is None or self.memory_t is None:
             raise RuntimeError("the A-GEM memory is empty: train on an experience first")
         n = self.memory_size
+        if self.sample_size >= n:
+            return self.memory_x, self.memory_y, self.memory_t
         if self.sampling == "balanced":
             idx = self._balanced_indices()
-        elif self.sample_size >= n:
-            return self.memory_x, self.memory_y, self.memory_t
         else:
             assert self._sample_gen is not None
             idx = torch.randperm(n, generator=self._sample_gen, device=self.memory_y.device)[
@@ -241,29 +280,39 @@ class AGEMPlugin(Plugin):
         return self.memory_x[idx], self.memory_y[idx], self.memory_t[idx]
 
     def _balanced_indices(self) -> Tensor:
-        """Equal shares per experience; each share continues its experience's shuffled order."""
+        """Equal shares per experience, each continuing its experience's shuffled order.
+
+        Each experience's memory is walked through in a random order; when the order is
+        used up, a new one starts, so every stored pattern is used once before any is
+        reused. Shares differ by at most one (the larger shares rotate between calls);
+        an experience with fewer patterns than its share gives all of them and the rest
+        goes to the others. A sample never holds the same pattern twice.
+        """
         assert self.memory_y is not None and self._sample_gen is not None
-        n_exp = len(self.experience_sizes)
-        base, extra = divmod(min(self.sample_size, self.memory_size), n_exp)
+        device = self.memory_y.device
+        shares, self._rotation = _equal_shares(
+            min(self.sample_size, self.memory_size), self.experience_sizes, self._rotation
+        )
         parts, offset = [], 0
-        for e, size in enumerate(self.experience_sizes):
-            share = base + (1 if (e - self._rotation) % n_exp < extra else 0)
-            share = min(share, size)
-            got = 0
-            while got < share:
-                cursor = self._cursors[e]
-                take = min(share - got, size - cursor)
-                parts.append(self._orders[e][cursor : cursor + take] + offset)
-                got += take
-                cursor += take
-                if cursor == size:
-                    self._orders[e] = torch.randperm(
-                        size, generator=self._sample_gen, device=self.memory_y.device
-                    )
-                    cursor = 0
-                self._cursors[e] = cursor
+        for e, (size, share) in enumerate(zip(self.experience_sizes, shares, strict=True)):
+            cursor, order = self._cursors[e], self._orders[e]
+            take = min(share, size - cursor)
+            part = order[cursor : cursor + take]
+            cursor += take
+            if cursor == size:  # this cycle is used up: start a new one
+                order = torch.randperm(size, generator=self._sample_gen, device=device)
+                need = share - take
+                if need:
+                    # Patterns just taken go last in the new cycle, so the rest of this
+                    # share differs from them (without a host synchronisation).
+                    just_used = torch.zeros(size, dtype=torch.long, device=device)
+                    just_used[part] = 1
+                    order = order[torch.argsort(just_used[order], stable=True)]
+                    part = torch.cat([part, order[:need]])
+                self._orders[e], cursor = order, need
+            self._cursors[e] = cursor
+            parts.append(part + offset)
             offset += size
-        self._rotation = (self._rotation + extra) % n_exp
         return torch.cat(parts)
 
     # ---- hooks ------------------------------------------------------------------
@@ -294,18 +343,20 @@ class AGEMPlugin(Plugin):
     def before_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         """Compute the reference gradient g_ref on a memory sample."""
         self._has_ref = False
-        if self.memory_x is None:
+        if self.memory_y is None:
             return
+        if self.memory_y.device != strategy.device:
+            self._place(strategy.device)
         grads = self._flat_grads(strategy)
         x, y, t = self.sample_from_memory()
         grads.g_ref.zero_()
         grads.bind(grads.ref_views)
         if self._batchnorms:
+            # Restored after backward: autograd saved the running statistics' versions.
             with _FrozenBatchNorm(self._batchnorms):
-                loss = strategy.criterion(strategy.forward(x, t), y)
+                strategy.criterion(strategy.forward(x, t), y).backward()
         else:
-            loss = strategy.criterion(strategy.forward(x, t), y)
-        loss.backward()
+            strategy.criterion(strategy.forward(x, t), y).backward()
         # The step's own gradient accumulates into g from here on.
         grads.g.zero_()
         grads.bind(grads.g_views)
@@ -317,14 +368,7 @@ class AGEMPlugin(Plugin):
             return
         grads = self._grads
         grads.gather_g()
-        g, g_ref = grads.g, grads.g_ref
-        dot = torch.dot(g, g_ref)
-        ref_sq = torch.dot(g_ref, g_ref)
-        # coef = g.g_ref / g_ref.g_ref where g.g_ref < 0, else 0 (a zero g_ref gives 0).
-        coef = torch.where(
-            dot < 0, dot / ref_sq.clamp_min(torch.finfo(g.dtype).tiny), torch.zeros_like(dot)
-        )
-        g.sub_(g_ref * coef)
+        project(grads.g, grads.g_ref)
 
     def after_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         """Store patterns of the experience just learned."""
@@ -340,10 +384,13 @@ class AGEMPlugin(Plugin):
 
     # ---- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The memory, sampling state and generators (tensors on the CPU)."""
+
         def cpu(t: Tensor | None) -> Tensor | None:
             return t.cpu() if t is not None else None
 
         return {
+            "seed": self._seed,
             "memory_x": cpu(self.memory_x),
             "memory_y": cpu(self.memory_y),
             "memory_t": cpu(self.memory_t),
@@ -357,34 +404,76 @@ class AGEMPlugin(Plugin):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        device = torch.device(state["sample_device"] or "cpu")
-        self.memory_x = state["memory_x"].to(device) if state["memory_x"] is not None else None
-        self.memory_y = state["memory_y"].to(device) if state["memory_y"] is not None else None
-        self.memory_t = state["memory_t"].to(device) if state["memory_t"] is not None else None
+        """Restore `state_dict()`; the memory moves to the training device when used."""
+        self._seed = state["seed"]
+        self.memory_x, self.memory_y, self.memory_t = (
+            state["memory_x"],
+            state["memory_y"],
+            state["memory_t"],
+        )
         self.experience_sizes = list(state["experience_sizes"])
+        self._orders = list(state["orders"])
+        self._cursors = list(state["cursors"])
+        self._rotation = int(state["rotation"])
         self._memory_gen = None
         self._sample_gen = None
         if state["memory_gen"] is not None:
             self._memory_gen = torch.Generator()
             self._memory_gen.set_state(state["memory_gen"])
         if state["sample_gen"] is not None:
-            self._sample_gen = torch.Generator(device=device)
-            self._sample_gen.set_state(state["sample_gen"])
-        self._orders = [o.to(device) for o in state["orders"]]
-        self._cursors = list(state["cursors"])
-        self._rotation = int(state["rotation"])
+            device = torch.device(state["sample_device"])
+            if device.type == "cuda" and not torch.cuda.is_available():
+                # Saved on a GPU, loaded without one: a generator's state does not carry
+                # across device types, so reseed deterministically (as `_place` does).
+                device = torch.device("cpu")
+                seed = (self._seed or 0) + SAMPLE_SEED_OFFSET + self.memory_size
+                self._sample_gen = torch.Generator().manual_seed(seed)
+            else:
+                self._sample_gen = torch.Generator(device=device)
+                self._sample_gen.set_state(state["sample_gen"])
+            self._place(device)
+
+
+def _equal_shares(total: int, sizes: list[int], rotation: int) -> tuple[list[int], int]:
+    """Split `total` (<= sum(sizes)) into shares as equal as possible, capped by `sizes`.
+
+    The shares one larger than the others start at experience `rotation`; returns the
+    shares and the rotation for the next call.
+    """
+    n = len(sizes)
+    shares = [0] * n
+    left = total
+    next_rotation = rotation
+    first_round = True
+    while left > 0:
+        open_ = [e for e in range(n) if shares[e] < sizes[e]]
+        base, extra = divmod(left, len(open_))
+        ranked = sorted(open_, key=lambda e: (e - rotation) % n)
+        for rank, e in enumerate(ranked):
+            shares[e] = min(sizes[e], shares[e] + base + (1 if rank < extra else 0))
+        if first_round:
+            next_rotation = (ranked[extra % len(ranked)] if extra else rotation) % n
+            first_round = False
+        left = total - sum(shares)
+    return shares, next_rotation
 
 
 def _load(
     dataset: Dataset[Any], idx: Tensor, *, num_workers: int, task_label: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The patterns of `dataset` at `idx` as stacked tensors (x, y, t)."""
+    """The patterns of `dataset` at `idx` as stacked tensors (x, y, t).
+
+    Tensor-backed datasets are indexed directly; others go through a DataLoader whose
+    batches are small enough that `num_workers` workers share the loading.
+    """
     tensors = as_tensor_dataset(dataset)
     if tensors is not None:
         return tensors.batch(idx)
+    k = len(idx)
+    per_batch = k if num_workers == 0 else -(-k // (4 * num_workers))
     loader = DataLoader(
         Subset(dataset, idx.tolist()),
-        batch_size=max(1, min(len(idx), 256)),
+        batch_size=max(1, min(per_batch, 256)),
         shuffle=False,
         num_workers=num_workers,
     )

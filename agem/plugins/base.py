@@ -133,7 +133,7 @@ def _check_hook_names(plugin_cls: type) -> None:
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 warnings.warn(
                     f"{cls.__name__}.{name} is not a hook and will never be called{hint}",
-                    stacklevel=4,
+                    stacklevel=3,  # the line that constructs the plugin
                 )
 
 

@@ -1,112 +1,512 @@
-"""`EvaluationPlugin`: fills the accuracy matrix as evaluations happen.
+"""`EvaluationPlugin`: the accuracy matrix, learning curves and training statistics.
 
-Every `eval()` on test experiences after training experience i fills row i of the
-accuracy matrix R; an `eval()` before any training records the untrained model's
-accuracies (b_j, for forward transfer). Counts are accumulated as tensors on the
-device, so evaluation synchronises with the host once per experience, not per batch.
+What it records (all of it plain data in `results`, the headline numbers in `summary()`):
+
+- The accuracy matrix R: every `eval()` on test experiences fills row i, where i is the
+  last experience trained (an `eval()` during the training of experience k, from a
+  training hook, after at least one of its minibatches, fills row k).
+- b_j, the untrained model's accuracies (for forward transfer): from an `eval()` before
+  any training, or measured once by the evaluator itself when it knows the test stream.
+- The LCA learning curves: accuracy on the current experience's test set before its
+  first minibatch and after each of its first `lca_beta` minibatches.
+- Training loss and accuracy per epoch, wall time per experience, peak resident memory.
+
+How the test stream is given: `EvaluationPlugin(eval_stream=benchmark.test_stream)`,
+passed to a strategy as `evaluator=`. With a stream the evaluator measures b_j before
+the first experience and records LCA curves; with `eval_every="experience"` it also
+evaluates the whole stream after each experience (so the user need not call `eval`).
+The strategy's default evaluator has no stream: it records what the user's `eval`
+calls measure, plus training statistics.
+
+Cost: counts and losses are accumulated as tensors on the device. The LCA curve of an
+experience is read back once, after the experience; training statistics once per epoch;
+evaluations once per evaluated experience. Nothing is read back per training iteration.
+LCA evaluations use a fixed random subset of at most `lca_test_size` test samples (the
+same subset for every run and seed, chosen from the experience index; the default 500
+keeps the beta + 1 evaluations per experience a small fraction of training with small
+minibatches on a CPU), through the
+strategy's own `eval`, which leaves the training state, the model's mode and the
+strategy's shuffling generator untouched.
 """
 
 from __future__ import annotations
 
+import copy
+import sys
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset, Subset
 
 from agem import metrics
+from agem.benchmarks.streams import Experience, as_tensor_dataset
+from agem.models.multitask import MultiTaskModule
 from agem.plugins.base import Plugin
 
 if TYPE_CHECKING:
     from agem.template import BaseTemplate
 
+EVAL_EVERY = (None, "experience")
+LCA_ORIGIN = "lca"  # `origin_stream` of the capped test experiences used for LCA curves
+_LCA_SUBSET_SEED = 20190101  # fixed: every run probes the same test samples
+_FOLD_EVERY = 256  # training minibatches whose predictions are compared in one block
+
+
+def peak_rss_bytes() -> int | None:
+    """Peak resident memory of this process so far, in bytes (None where unknown)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _optional_count(name: str, value: Any, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "non-negative" if minimum == 0 else "positive"
+        raise ValueError(f"{name} must be a {kind} integer or None, got {value!r}")
+    return value
+
+
+def _none_if_nan(v: float) -> float | None:
+    return None if v != v else v
+
 
 class EvaluationPlugin(Plugin):
-    """Accuracy and loss per evaluated experience, the accuracy matrix and its metrics."""
+    """Accuracy matrix, SPEC section 4 metrics, LCA curves and training statistics.
 
-    order = 100  # after the methods, so it sees their final state
+    Args:
+        eval_stream: the test stream (a `Stream` or sequence of test `Experience`s). Needed
+            for LCA curves, for measuring b_j automatically and for `eval_every`.
+        eval_every: None (the user calls `strategy.eval`) or "experience" (evaluate
+            `eval_stream` after each training experience, filling one matrix row each).
+        lca_beta: minibatches in the LCA curve (default 10, SPEC's beta); None turns the
+            LCA curves off.
+        lca_test_size: at most this many test samples per LCA evaluation (default 500;
+            None uses the whole test set). The cap and the sizes used are recorded.
+        measure_initial: measure the untrained model on `eval_stream` before the first
+            experience (for FWT's b_j), unless an `eval()` before training already did.
+    """
 
-    def __init__(self) -> None:
+    order = 100  # after the methods, so it sees their final state; loggers come later
+
+    def __init__(
+        self,
+        *,
+        eval_stream: Sequence[Experience] | None = None,
+        eval_every: str | None = None,
+        lca_beta: int | None = 10,
+        lca_test_size: int | None = 500,
+        measure_initial: bool = True,
+    ) -> None:
+        if eval_stream is not None:
+            if isinstance(eval_stream, Experience) or not isinstance(eval_stream, Sequence):
+                raise TypeError(
+                    "eval_stream must be a stream (sequence) of test experiences, "
+                    f"got {type(eval_stream).__name__}"
+                )
+            for exp in eval_stream:
+                if not isinstance(exp, Experience):
+                    raise TypeError(f"eval_stream holds a {type(exp).__name__}, not an Experience")
+        if eval_every not in EVAL_EVERY:
+            raise ValueError(f"eval_every must be None or 'experience', got {eval_every!r}")
+        if eval_every is not None and eval_stream is None:
+            raise ValueError("eval_every='experience' needs eval_stream (the test stream)")
+        if not isinstance(measure_initial, bool):
+            raise TypeError(f"measure_initial must be a bool, got {measure_initial!r}")
+        self.eval_stream = eval_stream
+        self.eval_every = eval_every
+        self.lca_beta = _optional_count("lca_beta", lca_beta, 0)
+        self.lca_test_size = _optional_count("lca_test_size", lca_test_size, 1)
+        self.measure_initial = measure_initial
+
+        # recorded results (plain data; checkpointed)
         self.matrix: dict[int, dict[int, float]] = {}
         self.initial_accuracies: dict[int, float] = {}
+        self.lca_curves: dict[int, list[float]] = {}
+        self.lca_test_sizes: dict[int, int] = {}
+        self.training: list[dict[str, Any]] = []  # one record per epoch
+        self.experiences: dict[int, dict[str, Any]] = {}  # per trained experience
+        self.evaluations: list[dict[str, Any]] = []  # one record per eval() on test data
+        self.eval_seconds = 0.0  # evaluations the evaluator ran itself
+        self.peak_rss_bytes: int | None = None
+        self.peak_cuda_bytes: int | None = None
+
+        # transient state
         self._last: dict[str, Any] = {}
+        self._current: dict[int, tuple[float, float]] = {}
         self._correct: Tensor | None = None
         self._loss_sum: Tensor | None = None
         self._count = 0
+        self._probing = False
+        self._probe_points: list[Tensor] = []
+        self._probe_size = 0
+        self._probe_exp: Experience | None = None
+        self._probe_cache: dict[int, Experience] = {}
+        self._lca_left = 0
+        self._lca_seconds = 0.0
+        self._training_exp: int | None = None
+        self._trained_any = False  # a minibatch of the current experience was trained
+        self._exp_start = 0.0
+        self._train_loss: Tensor | None = None
+        self._train_correct: Tensor | None = None
+        self._train_count = 0
+        # losses, sizes, argmax and labels of recent minibatches, summed in blocks so that
+        # an iteration costs one device op (the argmax)
+        self._losses: list[Tensor] = []
+        self._sizes: list[int] = []
+        self._preds: list[Tensor] = []
+        self._labels: list[Tensor] = []
 
-    # ---- hooks ------------------------------------------------------------------
+    # ---- which matrix row an evaluation fills -------------------------------------
+    def _row(self, strategy: BaseTemplate) -> int:
+        """The last experience trained: -1 before any training (b_j)."""
+        counter = strategy.clock.train_exp_counter
+        inside = self._training_exp == counter and self._trained_any
+        return counter if inside else counter - 1
+
+    def _test_experience(self, index: int) -> Experience | None:
+        if self.eval_stream is None:
+            return None
+        for exp in self.eval_stream:
+            if exp.current_experience == index:
+                return exp
+        return None
+
+    # ---- training hooks -------------------------------------------------------------
+    def before_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        self._training_exp = None
+        stream = self.eval_stream
+        if not self.measure_initial or stream is None or strategy.clock.train_exp_counter != 0:
+            return
+        if all(e.current_experience in self.initial_accuracies for e in stream):
+            return
+        start = time.perf_counter()
+        self._eval_untrained(strategy, stream)
+        self.eval_seconds += time.perf_counter() - start
+
+    def _eval_untrained(self, strategy: BaseTemplate, stream: Sequence[Experience]) -> None:
+        """Evaluate the untrained model on `stream`.
+
+        A multi-task model lacks heads for the tasks not trained yet; the template's `eval`
+        grows them (fresh random heads: untrained, as b_j needs). So that measuring b_j
+        does not change training, a copy is measured, under a forked RNG, and the
+        optimizer groups that eval added for the copy's heads are dropped again.
+        """
+        model = strategy.model
+        if not any(isinstance(m, MultiTaskModule) for m in model.modules()):
+            strategy.eval(stream)
+            return
+        groups = len(strategy.optimizer.param_groups)
+        cuda = [strategy.device] if strategy.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            strategy.model = copy.deepcopy(model)
+            try:
+                strategy.eval(stream)
+            finally:
+                strategy.model = model
+                del strategy.optimizer.param_groups[groups:]
+
+    def before_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        exp = strategy.experience
+        assert exp is not None
+        k = exp.current_experience
+        self._training_exp = strategy.clock.train_exp_counter
+        self._trained_any = False
+        self._lca_seconds = 0.0
+        self._probe_points = []
+        self._lca_left = 0
+        self._probe_exp = self._lca_experience(k) if self.lca_beta is not None else None
+        self._exp_start = time.perf_counter()
+        if self._probe_exp is not None:
+            self._probe(strategy)  # b = 0: before the first minibatch
+            self._lca_left = self.lca_beta or 0
+
+    def _lca_experience(self, k: int) -> Experience | None:
+        """Experience k's test set, capped to `lca_test_size` samples (cached)."""
+        if k in self._probe_cache:
+            return self._probe_cache[k]
+        test = self._test_experience(k)
+        if test is None:
+            return None
+        dataset: Dataset[Any] = test.dataset
+        n = len(test)
+        if self.lca_test_size is not None and n > self.lca_test_size:
+            g = torch.Generator().manual_seed(_LCA_SUBSET_SEED + k)
+            idx = torch.randperm(n, generator=g)[: self.lca_test_size].sort().values
+            tensors = as_tensor_dataset(dataset)
+            dataset = tensors.subset(idx) if tensors is not None else Subset(dataset, idx.tolist())
+        probe = Experience(dataset, k, test.task_label, test.classes_in_this_experience, LCA_ORIGIN)
+        self._probe_cache[k] = probe
+        return probe
+
+    def _probe(self, strategy: BaseTemplate) -> None:
+        assert self._probe_exp is not None
+        start = time.perf_counter()
+        self._probing = True
+        try:
+            strategy.eval(self._probe_exp)
+        finally:
+            self._probing = False
+        assert self._correct is not None
+        self._probe_points.append(self._correct)
+        self._probe_size = self._count
+        self._lca_seconds += time.perf_counter() - start
+
+    def before_training_epoch(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        self._train_loss = torch.zeros((), dtype=torch.float64, device=strategy.device)
+        self._train_correct = torch.zeros((), dtype=torch.long, device=strategy.device)
+        self._train_count = 0
+        self._losses, self._sizes, self._preds, self._labels = [], [], [], []
+
+    def _fold(self) -> None:
+        """Add the buffered minibatches to the epoch's loss sum and correct count."""
+        if self._losses and self._train_loss is not None and self._train_correct is not None:
+            losses = torch.stack(self._losses).to(torch.float64)
+            if len(set(self._sizes)) == 1:
+                self._train_loss.add_(losses.sum(), alpha=self._sizes[0])
+            else:  # a last, smaller minibatch: once per epoch
+                sizes = torch.tensor(self._sizes, dtype=torch.float64).to(losses.device)
+                self._train_loss.add_((losses * sizes).sum())
+            right = torch.cat(self._preds) == torch.cat(self._labels)
+            self._train_correct.add_(right.sum())
+        self._losses, self._sizes, self._preds, self._labels = [], [], [], []
+
+    def after_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        self._trained_any = True
+        out, loss = strategy.mb_output, strategy.loss
+        if out is not None and loss is not None and self._train_loss is not None:
+            y = strategy.mb_y
+            n = int(y.shape[0])
+            value = loss.detach()
+            self._losses.append(value if value.dim() == 0 else value.mean())
+            self._sizes.append(n)
+            self._preds.append(out.detach().argmax(dim=-1))
+            self._labels.append(y)
+            self._train_count += n
+            if len(self._losses) >= _FOLD_EVERY:
+                self._fold()
+        if self._lca_left > 0:  # python int: no device work after the first beta iterations
+            self._lca_left -= 1
+            self._probe(strategy)
+
+    def after_training_epoch(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        self._fold()
+        if self._train_loss is None or self._train_correct is None or not self._train_count:
+            return
+        exp = strategy.experience
+        assert exp is not None
+        loss, correct = torch.stack(
+            [self._train_loss, self._train_correct.to(torch.float64)]
+        ).tolist()
+        n = self._train_count
+        self.training.append(
+            {
+                "experience": exp.current_experience,
+                "epoch": strategy.clock.train_exp_epochs,
+                "iterations": strategy.clock.train_epoch_iterations,
+                "train_iterations": strategy.clock.train_iterations,
+                "samples": n,
+                "loss": loss / n,
+                "accuracy": correct / n,
+            }
+        )
+
+    def after_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        exp = strategy.experience
+        assert exp is not None
+        k = exp.current_experience
+        if strategy.device.type == "cuda":
+            torch.cuda.synchronize(strategy.device)  # once per experience, for the timing
+        seconds = time.perf_counter() - self._exp_start - self._lca_seconds
+        if self._probe_points:
+            n = max(self._probe_size, 1)
+            curve = [c / n for c in torch.stack(self._probe_points).tolist()]
+            beta = self.lca_beta or 0
+            curve += [curve[-1]] * (beta + 1 - len(curve))  # experience shorter than beta
+            self.lca_curves[k] = curve
+            self.lca_test_sizes[k] = self._probe_size
+            self._probe_points = []
+        self._lca_left = 0
+        self.experiences[k] = {
+            "experience": k,
+            "train_seconds": seconds,
+            "lca_seconds": self._lca_seconds,
+            "epochs": strategy.clock.train_exp_epochs,
+            "iterations": strategy.clock.train_exp_iterations,
+        }
+        self.peak_rss_bytes = peak_rss_bytes()
+        if strategy.device.type == "cuda":
+            self.peak_cuda_bytes = int(torch.cuda.max_memory_allocated(strategy.device))
+        if self.eval_every == "experience" and self.eval_stream is not None:
+            start = time.perf_counter()
+            strategy.eval(self.eval_stream)
+            self.eval_seconds += time.perf_counter() - start
+
+    def after_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        self._training_exp = None
+
+    # ---- evaluation hooks -----------------------------------------------------------
     def before_eval(self, strategy: BaseTemplate, **kwargs: Any) -> None:
-        self._last = {}
+        if not self._probing:
+            self._last = {}
+            self._current = {}
 
     def before_eval_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         self._correct = torch.zeros((), dtype=torch.long, device=strategy.device)
-        self._loss_sum = torch.zeros((), device=strategy.device)
+        self._loss_sum = torch.zeros((), dtype=torch.float64, device=strategy.device)
         self._count = 0
 
     def after_eval_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         assert self._correct is not None and self._loss_sum is not None
-        out, y = strategy.mb_output, strategy.mb_y
-        assert out is not None and strategy.loss is not None
+        out, y, loss = strategy.mb_output, strategy.mb_y, strategy.loss
+        assert out is not None and loss is not None
+        n = int(y.shape[0])
         self._correct += (out.argmax(dim=-1) == y).sum()
-        self._loss_sum += strategy.loss.detach() * y.shape[0]
-        self._count += int(y.shape[0])
+        self._loss_sum.add_(loss if loss.dim() == 0 else loss.mean(), alpha=n)
+        self._count += n
 
     def after_eval_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        if self._probing:
+            return  # the LCA count stays on the device until the experience ends
         assert self._correct is not None and self._loss_sum is not None
         exp = strategy.experience
         assert exp is not None
         j = exp.current_experience
-        acc = self._correct.item() / max(self._count, 1)
-        loss = self._loss_sum.item() / max(self._count, 1)
+        correct, loss_sum = torch.stack([self._correct.to(torch.float64), self._loss_sum]).tolist()
+        n = max(self._count, 1)
+        acc, loss = correct / n, loss_sum / n
         self._last[f"accuracy/exp{j}"] = acc
         self._last[f"loss/exp{j}"] = loss
         if exp.origin_stream != "test":
             return
-        trained = strategy.clock.train_exp_counter
-        if trained == 0:
+        self._current[j] = (acc, loss)
+        row = self._row(strategy)
+        if row < 0:
             self.initial_accuracies[j] = acc
         else:
-            self.matrix.setdefault(trained - 1, {})[j] = acc
+            self.matrix.setdefault(row, {})[j] = acc
 
     def after_eval(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        if self._probing:
+            return
         accs = [v for k, v in self._last.items() if k.startswith("accuracy/exp")]
         losses = [v for k, v in self._last.items() if k.startswith("loss/exp")]
         if accs:
             self._last["accuracy/stream"] = sum(accs) / len(accs)
             self._last["loss/stream"] = sum(losses) / len(losses)
+        if self._current:
+            self.evaluations.append(
+                {
+                    "after_experience": self._row(strategy),
+                    "train_iterations": strategy.clock.train_iterations,
+                    "accuracy": {str(j): a for j, (a, _) in sorted(self._current.items())},
+                    "loss": {str(j): v for j, (_, v) in sorted(self._current.items())},
+                }
+            )
+            self._current = {}
 
-    # ---- results ----------------------------------------------------------------
+    # ---- results ----------------------------------------------------------------------
+    @property
+    def probing(self) -> bool:
+        """True while an LCA evaluation runs (loggers skip those evaluations)."""
+        return self._probing
+
     def last_metrics(self) -> dict[str, Any]:
         """Metrics of the last `eval()` call: per-experience and mean accuracy and loss."""
         return dict(self._last)
 
     def accuracy_matrix(self) -> list[list[float]]:
-        """R as a T x T list (NaN where not measured); T = experiences trained or seen."""
+        """R as a T x T list, T = the experiences trained so far that have an evaluated
+        row; NaN where not measured. Columns beyond T (experiences not yet trained) are in
+        `results["evaluations"]`."""
         if not self.matrix:
             return []
-        size = max(max(self.matrix) + 1, max(max(r) for r in self.matrix.values()) + 1)
+        size = max(self.matrix) + 1
         return [
             [self.matrix.get(i, {}).get(j, float("nan")) for j in range(size)] for i in range(size)
         ]
 
     def summary(self) -> dict[str, Any]:
-        """A_T, F_T, BWT, FWT (when measurable) and the accuracy matrix."""
+        """A_T, F_T, BWT, FWT, LCA_beta, the accuracy matrix, b_j, LCA curves, time, memory.
+
+        A metric whose matrix entries were not all measured is None (for example F_T when
+        only the last row was evaluated). Missing matrix entries are None.
+        """
         R = self.accuracy_matrix()
-        out: dict[str, Any] = {"accuracy_matrix": R}
-        if not R or any(v != v for row in R for v in row):
-            return out
-        out["A_T"] = metrics.average_accuracy(R)
-        out["F_T"] = metrics.forgetting(R)
-        out["BWT"] = metrics.backward_transfer(R)
         T = len(R)
-        if all(j in self.initial_accuracies for j in range(T)):
-            b = [self.initial_accuracies[j] for j in range(T)]
-            out["FWT"] = metrics.forward_transfer(R, b)
+        m = torch.tensor(R, dtype=torch.float64) if R else torch.zeros((0, 0))
+        b = [self.initial_accuracies.get(j) for j in range(T)]
+        measured = ~torch.isnan(m)
+        last_row = T > 0 and bool(measured[T - 1].all())
+        diag = T > 0 and bool(measured.diagonal().all())
+        top = T > 0 and bool(measured[: T - 1, : T - 1].all())
+        superdiag = T > 0 and all(bool(measured[j - 1, j]) for j in range(1, T))
+        out: dict[str, Any] = {
+            "A_T": metrics.average_accuracy(_filled(R)) if last_row else None,
+            "F_T": metrics.forgetting(_filled(R)) if last_row and top else None,
+            "BWT": metrics.backward_transfer(_filled(R)) if last_row and diag else None,
+            "FWT": (
+                metrics.forward_transfer(_filled(R), [v or 0.0 for v in b])
+                if superdiag and all(v is not None for v in b)
+                else None
+            ),
+        }
+        beta = self.lca_beta
+        trained = sorted(self.experiences)
+        lca_key = f"LCA_{beta}" if beta is not None else "LCA"
+        curves = [self.lca_curves.get(k) for k in trained]
+        have_curves = bool(curves) and all(c is not None for c in curves)
+        out[lca_key] = (
+            metrics.learning_curve_area(curves, beta) if beta is not None and have_curves else None
+        )
+        out.update(
+            {
+                "T": T,
+                "accuracy_matrix": [[_none_if_nan(v) for v in row] for row in R],
+                "initial_accuracies": b,
+                "lca_beta": beta,
+                "lca_test_size": self.lca_test_size,
+                "lca_test_sizes": [self.lca_test_sizes.get(k) for k in trained],
+                "lca_curves": curves,
+                "train_seconds": sum(e["train_seconds"] for e in self.experiences.values()),
+                "lca_seconds": sum(e["lca_seconds"] for e in self.experiences.values()),
+                "eval_seconds": self.eval_seconds,
+                "experience_seconds": [self.experiences[k]["train_seconds"] for k in trained],
+                "peak_rss_bytes": self.peak_rss_bytes,
+                "peak_cuda_bytes": self.peak_cuda_bytes,
+            }
+        )
+        return out
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """Everything recorded, as plain JSON-serialisable data: `summary()` plus the
+        per-epoch training records, the per-experience records and every evaluation."""
+        out = self.summary()
+        out["experiences"] = [dict(self.experiences[k]) for k in sorted(self.experiences)]
+        out["training"] = [dict(r) for r in self.training]
+        out["evaluations"] = copy.deepcopy(self.evaluations)
         return out
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "matrix": {i: dict(r) for i, r in self.matrix.items()},
             "initial_accuracies": dict(self.initial_accuracies),
+            "lca_curves": {k: list(c) for k, c in self.lca_curves.items()},
+            "lca_test_sizes": dict(self.lca_test_sizes),
+            "training": copy.deepcopy(self.training),
+            "experiences": copy.deepcopy(self.experiences),
+            "evaluations": copy.deepcopy(self.evaluations),
+            "eval_seconds": self.eval_seconds,
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "peak_cuda_bytes": self.peak_cuda_bytes,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -114,3 +514,20 @@ class EvaluationPlugin(Plugin):
             int(i): {int(j): float(v) for j, v in r.items()} for i, r in state["matrix"].items()
         }
         self.initial_accuracies = {int(j): float(v) for j, v in state["initial_accuracies"].items()}
+        self.lca_curves = {
+            int(k): [float(v) for v in c] for k, c in state.get("lca_curves", {}).items()
+        }
+        self.lca_test_sizes = {int(k): int(v) for k, v in state.get("lca_test_sizes", {}).items()}
+        self.training = copy.deepcopy(list(state.get("training", [])))
+        self.experiences = {
+            int(k): dict(v) for k, v in copy.deepcopy(state.get("experiences", {})).items()
+        }
+        self.evaluations = copy.deepcopy(list(state.get("evaluations", [])))
+        self.eval_seconds = float(state.get("eval_seconds", 0.0))
+        self.peak_rss_bytes = state.get("peak_rss_bytes")
+        self.peak_cuda_bytes = state.get("peak_cuda_bytes")
+
+
+def _filled(R: list[list[float]]) -> list[list[float]]:
+    """R with entries the metric at hand does not read set to 0 (they are NaN)."""
+    return [[0.0 if v != v else v for v in row] for row in R]

@@ -1,0 +1,277 @@
+"""`GEMPlugin`: Gradient Episodic Memory (Lopez-Paz & Ranzato, NeurIPS 2017).
+
+After each experience, `patterns_per_experience` of its training patterns are stored
+(uniformly at random without replacement, from a generator seeded by the strategy's
+seed). Before every training iteration, one gradient g_k per past experience k is
+computed on that experience's whole memory; with g the flattened gradient of the
+current minibatch (every trainable parameter, a missing gradient counting as zeros), if
+any g.g_k < 0 the paper's dual quadratic program
+
+    minimise_v  1/2 v^T G G^T v + g^T G^T v   subject to  v >= memory_strength
+
+(G has the g_k as rows) is solved with quadprog in float64, and g is replaced by
+g~ = G^T v + g. With `memory_strength = 0` this is exactly the projection of g onto
+{z : G z >= 0} closest in L2; a positive margin biases the update towards improving the
+memories (the paper's gamma). When no constraint is violated, g is left unchanged and
+no QP is solved.
+
+G G^T is symmetrised and given a ridge of 1e-9 times its mean diagonal, so that it is
+positive definite (quadprog needs that) while the constraints stay satisfied to about
+1e-9 |g.g_k| (a fixed ridge such as 1e-3 would leave violations of about 1e-3 v_k).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from agem.benchmarks.streams import as_tensor_dataset
+from agem.plugins.base import Plugin
+
+if TYPE_CHECKING:
+    from agem.template import BaseTemplate
+
+RIDGE = 1e-9
+
+Memory = tuple[Tensor, Tensor, Tensor]
+
+
+def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+
+
+class _KeepBatchNormStats:
+    """Context that restores the BatchNorm running statistics changed inside it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.modules = _batchnorms(model)
+        self.saved: list[dict[str, Tensor]] = []
+
+    def __enter__(self) -> None:
+        self.saved = [
+            {k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in self.modules
+        ]
+
+    def __exit__(self, *exc: object) -> None:
+        for m, saved in zip(self.modules, self.saved, strict=True):
+            for k, b in m.named_buffers(recurse=False):
+                if k in saved:
+                    b.copy_(saved[k])
+
+
+def load_patterns(dataset: Dataset[Any], idx: Tensor, *, task_label: int) -> Memory:
+    """The samples of `dataset` at `idx` as stacked tensors (x, y, t), x transformed.
+
+    Tensor-backed datasets are sliced; any other dataset is read item by item (only the
+    selected items, once per experience).
+    """
+    tensors = as_tensor_dataset(dataset)
+    if tensors is not None:
+        return tensors.batch(idx)
+    xs, ys, ts = [], [], []
+    for i in idx.tolist():
+        item = dataset[i]
+        xs.append(torch.as_tensor(item[0]))
+        ys.append(int(item[1]))
+        ts.append(int(item[2]) if len(item) > 2 else task_label)
+    return torch.stack(xs), torch.tensor(ys, dtype=torch.long), torch.tensor(ts, dtype=torch.long)
+
+
+def solve_dual(G: Tensor, g: Tensor, margin: float) -> Tensor:
+    """v solving GEM's dual QP: min 1/2 v^T (G G^T) v + (G g)^T v  s.t.  v >= margin.
+
+    `G` is [K, P] (one memory gradient per row), `g` is [P]; solved by quadprog in
+    float64 on the CPU. Returns v as a float64 CPU tensor of length K.
+    """
+    import numpy as np
+    import quadprog
+
+    G64 = G.detach().to(torch.float64)
+    P = G64 @ G64.T
+    P = 0.5 * (P + P.T)
+    k = P.shape[0]
+    ridge = RIDGE * float(torch.diagonal(P).mean())
+    if not ridge > 0:
+        ridge = RIDGE
+    P = P + ridge * torch.eye(k, dtype=torch.float64, device=P.device)
+    q = G64 @ g.detach().to(torch.float64)
+    # quadprog: minimise 1/2 x^T P x - a^T x subject to C^T x >= b.
+    v = quadprog.solve_qp(
+        P.cpu().numpy(),
+        -q.cpu().numpy(),
+        np.eye(k),
+        np.full(k, float(margin)),
+        0,
+    )[0]
+    return torch.from_numpy(np.asarray(v, dtype=np.float64))
+
+
+def project(G: Tensor, g: Tensor, margin: float) -> Tensor:
+    """GEM's update direction: g if G g >= 0, else G^T v + g with v from `solve_dual`."""
+    if not bool((G @ g < 0).any()):
+        return g
+    v = solve_dual(G, g, margin).to(device=g.device, dtype=torch.float64)
+    return (G.to(torch.float64).T @ v + g.to(torch.float64)).to(g.dtype)
+
+
+class GEMPlugin(Plugin):
+    """Gradient Episodic Memory: keep the loss on every past experience's memory from rising.
+
+    Args:
+        patterns_per_experience: patterns stored from each experience (all if fewer).
+        memory_strength: the margin gamma >= 0: the dual variables are bounded below by
+            it (0.5 by default; 0 gives the plain projection).
+        seed: seeds the memory generator; default the strategy's seed.
+
+    Memories are kept per experience (by `current_experience`; training an experience
+    again replaces its memory) as model inputs on the training device, with labels and
+    task labels; each memory's task labels are passed to multi-head models. While an
+    experience is trained, every *other* stored experience's memory is a constraint.
+    """
+
+    def __init__(
+        self,
+        patterns_per_experience: int,
+        memory_strength: float = 0.5,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        if (
+            isinstance(patterns_per_experience, bool)
+            or not isinstance(patterns_per_experience, int)
+            or patterns_per_experience < 1
+        ):
+            raise ValueError(
+                f"patterns_per_experience must be a positive integer, "
+                f"got {patterns_per_experience!r}"
+            )
+        if (
+            isinstance(memory_strength, bool)
+            or not isinstance(memory_strength, (int, float))
+            or not math.isfinite(memory_strength)
+            or memory_strength < 0
+        ):
+            raise ValueError(
+                f"memory_strength must be a finite number >= 0, got {memory_strength!r}"
+            )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed must be an integer or None, got {seed!r}")
+        self.patterns_per_experience = patterns_per_experience
+        self.memory_strength = float(memory_strength)
+        self.seed = seed
+        self.memories: dict[int, Memory] = {}
+        self._generator: torch.Generator | None = None
+        self._G: Tensor | None = None
+        self.n_solves = 0  # QPs solved so far (constraint violations), for diagnostics
+
+    # ---- memory -----------------------------------------------------------------
+    def _gen(self, strategy: BaseTemplate) -> torch.Generator:
+        if self._generator is None:
+            seed = self.seed if self.seed is not None else strategy.seed
+            self._generator = torch.Generator().manual_seed(seed)
+        return self._generator
+
+    def update_memory(self, strategy: BaseTemplate) -> None:
+        """Store patterns of `strategy.experience`, uniformly without replacement."""
+        exp = strategy.experience
+        if exp is None:
+            return
+        n = len(exp.dataset)  # type: ignore[arg-type]
+        k = min(self.patterns_per_experience, n)
+        idx = torch.randperm(n, generator=self._gen(strategy))[:k]
+        x, y, t = load_patterns(exp.dataset, idx, task_label=max(exp.task_label, 0))
+        device = strategy.device
+        self.memories[exp.current_experience] = (x.to(device), y.to(device), t.to(device))
+
+    def past_memories(self, strategy: BaseTemplate) -> list[Memory]:
+        """The memories that constrain training on `strategy.experience`, by index."""
+        current = strategy.experience.current_experience if strategy.experience else None
+        return [m for k, m in sorted(self.memories.items()) if k != current]
+
+    # ---- hooks ------------------------------------------------------------------
+    def before_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        device = strategy.device
+        self.memories = {
+            k: (x.to(device), y.to(device), t.to(device)) for k, (x, y, t) in self.memories.items()
+        }
+
+    def before_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Compute G: one flattened gradient per past experience, on its whole memory."""
+        self._G = None
+        memories = self.past_memories(strategy)
+        if not memories:
+            return
+        params = [p for p in strategy.model.parameters() if p.requires_grad]
+        if not params:
+            return
+        G = torch.zeros(
+            len(memories),
+            sum(p.numel() for p in params),
+            dtype=params[0].dtype,
+            device=params[0].device,
+        )
+        with _KeepBatchNormStats(strategy.model):
+            for row, (x, y, t) in enumerate(memories):
+                loss = strategy.criterion(strategy.forward(x, t), y)
+                grads = torch.autograd.grad(loss, params, allow_unused=True)
+                offset = 0
+                for p, grad in zip(params, grads, strict=True):
+                    n = p.numel()
+                    if grad is not None:
+                        G[row, offset : offset + n].copy_(grad.reshape(-1))
+                    offset += n
+        self._G = G
+
+    def after_backward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Replace g by G^T v + g when g conflicts with any past experience's gradient."""
+        G = self._G
+        if G is None:
+            return
+        params = [p for p in strategy.model.parameters() if p.requires_grad]
+        g = torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
+        )
+        if g.numel() != G.shape[1]:
+            raise RuntimeError("the trainable parameters changed within a training iteration")
+        new = project(G, g, self.memory_strength)
+        if new is g:
+            return
+        self.n_solves += 1
+        offset = 0
+        for p in params:
+            n = p.numel()
+            view = new[offset : offset + n].view_as(p)
+            if p.grad is None:
+                p.grad = view.clone()
+            else:
+                p.grad.copy_(view)
+            offset += n
+
+    def after_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Store patterns of the experience just learned."""
+        self._G = None
+        self.update_memory(strategy)
+
+    # ---- checkpoints ------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "memories": {k: tuple(v.cpu() for v in m) for k, m in self.memories.items()},
+            "generator": self._generator.get_state() if self._generator else None,
+            "n_solves": self.n_solves,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.memories = {int(k): (m[0], m[1], m[2]) for k, m in state["memories"].items()}
+        self._generator = None
+        if state["generator"] is not None:
+            self._generator = torch.Generator()
+            self._generator.set_state(state["generator"])
+        self.n_solves = int(state.get("n_solves", 0))

@@ -1,0 +1,97 @@
+"""`CSVLogger`: training losses, epochs, evaluations and metrics in one tidy CSV file."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agem.plugins.loggers.base import Logger, LossPoint
+
+if TYPE_CHECKING:
+    from agem.template import BaseTemplate
+
+COLUMNS = ("iteration", "experience", "epoch", "name", "value")
+
+
+class CSVLogger(Logger):
+    """Write `path` (e.g. `metrics.csv`) with columns iteration, experience, epoch, name, value.
+
+    One row per logged number, so the file loads straight into a data frame:
+
+    - `train/loss`: mean training loss of each window of `every` iterations (`every = 1`:
+      every iteration); `iteration` is the last iteration of the window (from 1).
+    - `train/epoch_loss`, `train/epoch_accuracy`: per epoch (from the evaluator).
+    - `eval/accuracy/exp{j}`, `eval/loss/exp{j}`, `eval/accuracy/mean`: each evaluation on
+      test experiences; `experience` is the last experience trained (-1: untrained).
+    - `metrics/A_T`, `metrics/F_T`, ...: the evaluator's metrics after each evaluation.
+    - `time/train_seconds`, `time/lca_seconds`, `lca/b{b}`: per trained experience.
+
+    The file is started afresh by the first row and appended to at each read-back
+    (every `flush_every` iterations, each epoch end and each evaluation).
+    """
+
+    def __init__(self, path: str | Path, *, every: int = 1, flush_every: int = 100) -> None:
+        super().__init__(every=every, flush_every=flush_every)
+        self.path = Path(path)
+        self._started = False
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        mode = "a" if self._started else "w"
+        if not self._started:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open(mode, newline="") as f:
+            writer = csv.writer(f)
+            if not self._started:
+                writer.writerow(COLUMNS)
+                self._started = True
+            writer.writerows(rows)
+
+    def log_losses(self, strategy: BaseTemplate, points: list[LossPoint]) -> None:
+        self._write([(p.iteration, p.experience, p.epoch, "train/loss", p.loss) for p in points])
+
+    def log_epoch(self, strategy: BaseTemplate, record: dict[str, Any]) -> None:
+        it, k, e = record["train_iterations"], record["experience"], record["epoch"]
+        self._write(
+            [
+                (it, k, e, "train/epoch_loss", record["loss"]),
+                (it, k, e, "train/epoch_accuracy", record["accuracy"]),
+            ]
+        )
+
+    def log_evaluation(
+        self, strategy: BaseTemplate, record: dict[str, Any], summary: dict[str, Any]
+    ) -> None:
+        it, row = record["train_iterations"], record["after_experience"]
+        rows: list[tuple[Any, ...]] = []
+        for j, acc in record["accuracy"].items():
+            rows.append((it, row, "", f"eval/accuracy/exp{j}", acc))
+            rows.append((it, row, "", f"eval/loss/exp{j}", record["loss"][j]))
+        accs = list(record["accuracy"].values())
+        rows.append((it, row, "", "eval/accuracy/mean", sum(accs) / len(accs)))
+        if row >= 0:
+            for name in metric_names(summary):
+                rows.append((it, row, "", f"metrics/{name}", summary[name]))
+        self._write(rows)
+
+    def log_experience(self, strategy: BaseTemplate, record: dict[str, Any]) -> None:
+        it, k = strategy.clock.train_iterations, record["experience"]
+        rows: list[tuple[Any, ...]] = [
+            (it, k, "", f"time/{key}", record[key])
+            for key in ("train_seconds", "lca_seconds")
+            if key in record
+        ]
+        for b, acc in enumerate(record.get("lca_curve", [])):
+            rows.append((it, k, "", f"lca/b{b}", acc))
+        self._write(rows)
+
+
+def metric_names(summary: dict[str, Any]) -> list[str]:
+    """The scalar metrics of an evaluator summary that have a value (A_T, F_T, ...)."""
+    return [
+        k
+        for k in ("A_T", "F_T", "BWT", "FWT", *sorted(k for k in summary if k.startswith("LCA")))
+        if isinstance(summary.get(k), float)
+    ]

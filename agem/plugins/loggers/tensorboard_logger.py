@@ -1,0 +1,74 @@
+"""`TensorBoardLogger`: scalars in TensorBoard event files (`torch.utils.tensorboard`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agem.plugins.loggers.base import Logger, LossPoint
+from agem.plugins.loggers.csv_logger import metric_names
+
+if TYPE_CHECKING:
+    from agem.template import BaseTemplate
+
+
+class TensorBoardLogger(Logger):
+    """Write TensorBoard scalars into `log_dir`.
+
+    Tags and steps: `train/loss` (step: iteration; a window of `every` iterations),
+    `train/epoch_loss` and `train/epoch_accuracy` (step: iteration), `eval/accuracy/exp{j}`
+    and `eval/accuracy/mean` (step: training iterations so far, so that accuracy is
+    plotted over training time), `metrics/<name>` (A_T, F_T, ...; step: experiences
+    trained), `lca/exp{k}` (step: minibatches into experience k) and
+    `time/train_seconds` (step: experience). Events are flushed after each experience and
+    evaluation; call `close()` when done.
+    """
+
+    def __init__(self, log_dir: str | Path, *, every: int = 1, flush_every: int = 100) -> None:
+        super().__init__(every=every, flush_every=flush_every)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:  # pragma: no cover - tensorboard is a dependency
+            raise ImportError(
+                "TensorBoardLogger needs the tensorboard package (pip install tensorboard)"
+            ) from err
+        self.log_dir = Path(log_dir)
+        self.writer = SummaryWriter(log_dir=str(self.log_dir))
+
+    def log_losses(self, strategy: BaseTemplate, points: list[LossPoint]) -> None:
+        for p in points:
+            self.writer.add_scalar("train/loss", p.loss, p.iteration)
+
+    def log_epoch(self, strategy: BaseTemplate, record: dict[str, Any]) -> None:
+        step = record["train_iterations"]
+        self.writer.add_scalar("train/epoch_loss", record["loss"], step)
+        self.writer.add_scalar("train/epoch_accuracy", record["accuracy"], step)
+
+    def log_evaluation(
+        self, strategy: BaseTemplate, record: dict[str, Any], summary: dict[str, Any]
+    ) -> None:
+        step = record["train_iterations"]
+        accs = record["accuracy"]
+        for j, acc in accs.items():
+            self.writer.add_scalar(f"eval/accuracy/exp{j}", acc, step)
+        self.writer.add_scalar("eval/accuracy/mean", sum(accs.values()) / len(accs), step)
+        row = record["after_experience"]
+        if row >= 0:
+            for name in metric_names(summary):
+                self.writer.add_scalar(f"metrics/{name}", summary[name], row + 1)
+        self.writer.flush()
+
+    def log_experience(self, strategy: BaseTemplate, record: dict[str, Any]) -> None:
+        k = record["experience"]
+        for b, acc in enumerate(record.get("lca_curve", [])):
+            self.writer.add_scalar(f"lca/exp{k}", acc, b)
+        if "train_seconds" in record:
+            self.writer.add_scalar("time/train_seconds", record["train_seconds"], k)
+        self.writer.flush()
+
+    def after_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self.writer.close()

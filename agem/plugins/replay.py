@@ -1,0 +1,249 @@
+"""`ReplayPlugin`: experience replay from a reservoir buffer (Chaudhry et al., 2019).
+
+Every training minibatch is concatenated with an equally large minibatch drawn
+uniformly without replacement from the buffer; then the minibatch's own samples are
+offered to the buffer by reservoir sampling (Vitter's algorithm R): the n-th sample ever
+offered is stored while the buffer has room, and afterwards replaces a uniformly chosen
+slot with probability mem_size / n. So at any time the buffer is a uniform sample of
+every sample offered so far (all experiences, every epoch), and it never holds more
+than `mem_size` samples.
+
+With `class_balanced=True` the buffer is split equally between the classes seen so far
+(earlier classes get the remainder), each class keeping its own reservoir; when a new
+class appears, every class's share shrinks by keeping a uniform random subset, so each
+class's part stays a uniform sample of that class.
+
+The buffer lives in tensors on the training device. Each minibatch's reservoir update
+is vectorised: one random draw per sample, and where several samples of a minibatch
+pick the same slot the last one wins, exactly as if they were offered one by one. The
+random draws and slot indices are made on the CPU, so the plain buffer never waits for
+the device; the class-balanced one reads each minibatch's labels on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from agem.plugins.base import Plugin
+
+if TYPE_CHECKING:
+    from agem.template import BaseTemplate
+
+_ALL = -1  # the single partition's key when not class-balanced
+
+
+@dataclass
+class _Part:
+    """A contiguous range of buffer slots holding one reservoir."""
+
+    start: int
+    capacity: int
+    filled: int = 0
+    seen: int = 0
+
+
+class ReplayPlugin(Plugin):
+    """Experience replay with a reservoir buffer of at most `mem_size` samples.
+
+    Args:
+        mem_size: the buffer's capacity in samples.
+        class_balanced: split the buffer equally between the classes seen so far.
+        seed: seeds the buffer's generator; default the strategy's seed.
+
+    The buffer holds model inputs (after the dataset's transform), labels and task
+    labels; replayed samples keep their own task labels.
+    """
+
+    def __init__(
+        self, mem_size: int, *, class_balanced: bool = False, seed: int | None = None
+    ) -> None:
+        if isinstance(mem_size, bool) or not isinstance(mem_size, int) or mem_size < 1:
+            raise ValueError(f"mem_size must be a positive integer, got {mem_size!r}")
+        if not isinstance(class_balanced, bool):
+            raise ValueError(f"class_balanced must be True or False, got {class_balanced!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed must be an integer or None, got {seed!r}")
+        self.mem_size = mem_size
+        self.class_balanced = class_balanced
+        self.seed = seed
+        self.buffer_x: Tensor | None = None
+        self.buffer_y: Tensor | None = None
+        self.buffer_t: Tensor | None = None
+        self.parts: dict[int, _Part] = {}
+        if not class_balanced:
+            self.parts[_ALL] = _Part(0, mem_size)
+        self._generator: torch.Generator | None = None
+        self._valid: Tensor | None = None  # filled slots, cached between updates
+
+    # ---- buffer -----------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Samples held now (never more than `mem_size`)."""
+        return sum(p.filled for p in self.parts.values())
+
+    def _gen(self, strategy: BaseTemplate | None = None) -> torch.Generator:
+        if self._generator is None:
+            seed = self.seed if self.seed is not None else (strategy.seed if strategy else 0)
+            self._generator = torch.Generator().manual_seed(seed)
+        return self._generator
+
+    def valid_slots(self) -> Tensor:
+        """Indices (CPU, long) of the filled buffer slots."""
+        if self._valid is None:
+            ranges = [
+                torch.arange(p.start, p.start + p.filled) for p in self.parts.values() if p.filled
+            ]
+            self._valid = torch.cat(ranges) if ranges else torch.zeros(0, dtype=torch.long)
+        return self._valid
+
+    def memory(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Every sample held, as (x, y, task labels)."""
+        if self.buffer_x is None or self.buffer_y is None or self.buffer_t is None:
+            raise RuntimeError("the replay buffer is empty")
+        idx = self.valid_slots().to(self.buffer_y.device)
+        return self.buffer_x[idx], self.buffer_y[idx], self.buffer_t[idx]
+
+    def sample(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        """min(k, size) samples drawn uniformly without replacement from the buffer."""
+        if self.buffer_x is None or self.buffer_y is None or self.buffer_t is None:
+            raise RuntimeError("the replay buffer is empty")
+        valid = self.valid_slots()
+        pick = torch.randperm(valid.numel(), generator=self._gen())[:k]
+        idx = valid[pick].to(self.buffer_y.device)
+        return self.buffer_x[idx], self.buffer_y[idx], self.buffer_t[idx]
+
+    def _allocate(self, x: Tensor, y: Tensor, t: Tensor) -> None:
+        m = self.mem_size
+        self.buffer_x = torch.zeros((m, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        self.buffer_y = torch.zeros(m, dtype=y.dtype, device=y.device)
+        self.buffer_t = torch.zeros(m, dtype=t.dtype, device=t.device)
+
+    def update(self, x: Tensor, y: Tensor, t: Tensor) -> None:
+        """Offer the samples (in order) to the reservoir."""
+        if y.numel() == 0:
+            return
+        if self.buffer_x is None:
+            self._allocate(x, y, t)
+        assert self.buffer_x is not None
+        if x.shape[1:] != self.buffer_x.shape[1:]:
+            raise ValueError(
+                f"replay buffer holds inputs of shape {tuple(self.buffer_x.shape[1:])}, "
+                f"got {tuple(x.shape[1:])}"
+            )
+        if not self.class_balanced:
+            self._offer(self.parts[_ALL], torch.arange(y.shape[0]), x, y, t)
+        else:
+            labels = y.cpu()
+            classes = [int(c) for c in torch.unique(labels).tolist()]
+            new = [c for c in classes if c not in self.parts]
+            if new:
+                self._relayout([*self.parts, *new])
+            for c in classes:
+                self._offer(self.parts[c], torch.nonzero(labels == c).flatten(), x, y, t)
+        self._valid = None
+
+    def _offer(self, part: _Part, sel: Tensor, x: Tensor, y: Tensor, t: Tensor) -> None:
+        """Reservoir-update one partition with the batch rows `sel` (CPU indices, in order)."""
+        b = sel.numel()
+        pos = part.seen + torch.arange(b, dtype=torch.float64)  # 0-based arrival index
+        draw = torch.floor(torch.rand(b, generator=self._gen(), dtype=torch.float64) * (pos + 1))
+        slot = torch.where(pos < part.capacity, pos, draw).long()
+        part.seen += b
+        part.filled = min(part.seen, part.capacity)
+        keep = slot < part.capacity
+        slot, src = slot[keep], sel[keep]
+        if slot.numel() == 0:
+            return
+        # The last sample offered to a slot wins (as when offered one at a time).
+        last = torch.full((part.capacity,), -1, dtype=torch.long)
+        last.scatter_reduce_(0, slot, torch.arange(slot.numel()), reduce="amax")
+        touched = torch.nonzero(last >= 0).flatten()
+        self._write(part.start + touched, src[last[touched]], x, y, t)
+
+    def _write(self, dst: Tensor, src: Tensor, x: Tensor, y: Tensor, t: Tensor) -> None:
+        assert self.buffer_x is not None and self.buffer_y is not None
+        assert self.buffer_t is not None
+        device = self.buffer_y.device
+        dst, src = dst.to(device), src.to(x.device)
+        self.buffer_x[dst] = x[src].to(self.buffer_x.dtype)
+        self.buffer_y[dst] = y[src.to(y.device)].to(device)
+        self.buffer_t[dst] = t[src.to(t.device)].to(device)
+
+    def _relayout(self, classes: list[int]) -> None:
+        """Share the buffer equally between `classes`; shrink old shares uniformly."""
+        assert self.buffer_x is not None and self.buffer_y is not None
+        assert self.buffer_t is not None
+        base, extra = divmod(self.mem_size, len(classes))
+        parts: dict[int, _Part] = {}
+        src, dst = [], []
+        start = 0
+        for i, c in enumerate(classes):
+            cap = base + (1 if i < extra else 0)
+            old = self.parts.get(c)
+            part = _Part(start, cap)
+            if old is not None:
+                keep = min(old.filled, cap)
+                pick = torch.randperm(old.filled, generator=self._gen())[:keep]
+                src.append(old.start + pick)
+                dst.append(torch.arange(start, start + keep))
+                part.filled, part.seen = keep, old.seen
+            parts[c] = part
+            start += cap
+        if src:
+            device = self.buffer_y.device
+            s, d = torch.cat(src).to(device), torch.cat(dst).to(device)
+            for name in ("buffer_x", "buffer_y", "buffer_t"):
+                old_buf = getattr(self, name)
+                new_buf = torch.zeros_like(old_buf)
+                new_buf[d] = old_buf[s]
+                setattr(self, name, new_buf)
+        self.parts = parts
+        self._valid = None
+
+    # ---- hooks ------------------------------------------------------------------
+    def before_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        self._gen(strategy)
+        device = strategy.device
+        for name in ("buffer_x", "buffer_y", "buffer_t"):
+            buf = getattr(self, name)
+            if buf is not None:
+                setattr(self, name, buf.to(device))
+
+    def before_forward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Append a replayed minibatch, then offer the new samples to the reservoir."""
+        x, y, t = strategy.mb_x, strategy.mb_y, strategy.mb_task_id
+        replay = self.sample(y.shape[0]) if self.size > 0 else None
+        self.update(x.detach(), y, t)
+        if replay is not None:
+            mx, my, mt = replay
+            strategy.mb_x = torch.cat([x, mx.to(x.dtype)])
+            strategy.mb_y = torch.cat([y, my])
+            strategy.mb_task_id = torch.cat([t, mt])
+
+    # ---- checkpoints ------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        def cpu(v: Tensor | None) -> Tensor | None:
+            return v.cpu() if v is not None else None
+
+        return {
+            "buffer_x": cpu(self.buffer_x),
+            "buffer_y": cpu(self.buffer_y),
+            "buffer_t": cpu(self.buffer_t),
+            "parts": {k: (p.start, p.capacity, p.filled, p.seen) for k, p in self.parts.items()},
+            "generator": self._generator.get_state() if self._generator else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.buffer_x = state["buffer_x"]
+        self.buffer_y = state["buffer_y"]
+        self.buffer_t = state["buffer_t"]
+        self.parts = {int(k): _Part(*v) for k, v in state["parts"].items()}
+        self._generator = None
+        if state["generator"] is not None:
+            self._generator = torch.Generator()
+            self._generator.set_state(state["generator"])
+        self._valid = None
