@@ -64,7 +64,9 @@ def _fashion_tensors() -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]] | 
     return None
 
 
-def _synthetic_tensors(seed: int) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+def _synthetic_tensors(
+    seed: int, n_train: int = 60000, n_test: int = 10000
+) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
     """A learnable 10-class stand-in with Fashion-MNIST's shapes: noisy class prototypes."""
     g = torch.Generator().manual_seed(seed)
     protos = torch.rand(10, 28, 28, generator=g) * 255
@@ -74,7 +76,7 @@ def _synthetic_tensors(seed: int) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, 
         x = protos[y] + 60 * torch.randn(n, 28, 28, generator=g)
         return x.clamp(0, 255).to(torch.uint8), y
 
-    return draw(60000), draw(10000)
+    return draw(n_train), draw(n_test)
 
 
 def permuted_fashion(
@@ -105,8 +107,9 @@ def permuted_fashion(
             return bm, "Permuted Fashion-MNIST"
     from agem.benchmarks.protocols import permuted
 
+    n_train = 60000 if train_subset is None else min(train_subset, 60000)
     bm = permuted(
-        *_synthetic_tensors(seed),
+        *_synthetic_tensors(seed, n_train, min(n_train, 10000)),
         n_experiences,
         seed=seed,
         name="permuted_synthetic",

@@ -294,3 +294,56 @@ def test_iteration_hooks_do_not_read_tensors_on_the_host(sampling: str) -> None:
     # the guard is effective: an .item() inside the hook would have failed
     with pytest.raises(AssertionError, match="host"):
         plugin._guarded(lambda s: torch.zeros(1).item(), strategy, {})
+
+
+# ---- the benchmark scripts (smoke tests on tiny synthetic data) ------------------------
+def _script(name: str) -> Any:
+    import importlib.util
+    import sys
+
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    sys.path.insert(0, str(scripts))  # sampling_study imports benchmark_agem
+    try:
+        spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(scripts))
+    return module
+
+
+def test_benchmark_script_library_equals_hand_loops(tmp_path: Path) -> None:
+    bench = _script("benchmark_agem")
+    out = tmp_path / "bench.json"
+    args = ["--synthetic", "--experiences", "3", "--train-patterns", "200", "--repeats", "1"]
+    args += ["--patterns-per-experience", "50", "--sample-size", "64", "--threads", "1"]
+    assert bench.main([*args, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    acc = result["mean_accuracy"]
+    assert acc["agem"] == acc["hand_agem"] and acc["naive"] == acc["hand_naive"]
+    assert set(result["ratios"]) == {
+        "agem/hand_agem",
+        "agem/hand_agem CPU",
+        "naive/hand_naive",
+        "naive/hand_naive CPU",
+    }
+
+
+def test_sampling_study_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = _script("sampling_study")
+    out = tmp_path / "runs.jsonl"
+    args = ["--synthetic", "--experiences", "2", "--train-patterns", "100", "--seeds", "0-1"]
+    args += ["--patterns-per-experience", "20", "--sample-size", "16", "--jsonl", str(out)]
+    assert study.main([*args, "--methods", "uniform,balanced"]) == 0
+    runs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((r["method"], r["seed"]) for r in runs) == [
+        ("balanced", 0),
+        ("balanced", 1),
+        ("uniform", 0),
+        ("uniform", 1),
+    ]
+    table = capsys.readouterr().out
+    assert "| uniform | 2 |" in table and "uniform - balanced, A_T" in table
+    assert study.main([*args, "--methods", "uniform,balanced"]) == 0  # resumes: no new runs
+    assert len(out.read_text().splitlines()) == 4

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
-from agem.benchmarks.streams import as_tensor_dataset
 from agem.plugins.base import Plugin
+from agem.plugins.memory import BatchNorm, KeepBatchNormStats, batchnorm_modules, load_patterns
 
 if TYPE_CHECKING:
     from agem.template import BaseTemplate
@@ -111,33 +111,6 @@ def _views(flat: Tensor, params: list[nn.Parameter]) -> list[Tensor]:
     return views
 
 
-class _FrozenBatchNorm:
-    """Context that restores BatchNorm running statistics changed inside it."""
-
-    def __init__(self, modules: list[nn.modules.batchnorm._BatchNorm]) -> None:
-        self.modules = modules
-        self.saved: list[list[Tensor | None]] = []
-
-    def __enter__(self) -> None:
-        self.saved = [
-            [
-                b.clone() if b is not None else None
-                for b in (m.running_mean, m.running_var, m.num_batches_tracked)
-            ]
-            for m in self.modules
-        ]
-
-    def __exit__(self, *exc: object) -> None:
-        for m, (mean, var, count) in zip(self.modules, self.saved, strict=True):
-            for buf, old in (
-                (m.running_mean, mean),
-                (m.running_var, var),
-                (m.num_batches_tracked, count),
-            ):
-                if buf is not None and old is not None:
-                    buf.copy_(old)
-
-
 class AGEMPlugin(Plugin):
     """Average Gradient Episodic Memory.
 
@@ -182,7 +155,7 @@ class AGEMPlugin(Plugin):
         self._grads: _FlatGrads | None = None
         self._grads_key: tuple[int, ...] = ()
         self._exp_key: tuple[int, int] = (0, -1)
-        self._batchnorms: list[nn.modules.batchnorm._BatchNorm] = []
+        self._batchnorms: list[BatchNorm] = []
         self._has_ref = False
         # balanced sampling: one shuffled order and a cursor per experience
         self._orders: list[Tensor] = []
@@ -245,7 +218,7 @@ class AGEMPlugin(Plugin):
         assert self._memory_gen is not None
         k = min(self.patterns_per_experience, n)
         idx = torch.randperm(n, generator=self._memory_gen)[:k]
-        x, y, t = _load(dataset, idx, num_workers=num_workers, task_label=task_label)
+        x, y, t = load_patterns(dataset, idx, num_workers=num_workers, task_label=task_label)
         x, y, t = x.to(device), y.to(device), t.to(device)
         if self.memory_x is None or self.memory_y is None or self.memory_t is None:
             self.memory_x, self.memory_y, self.memory_t = x, y, t
@@ -333,11 +306,7 @@ class AGEMPlugin(Plugin):
                 raise ValueError("A-GEM needs at least one trainable parameter")
             self._grads = _FlatGrads.over(params)
             self._grads_key = key
-            self._batchnorms = [
-                m
-                for m in strategy.model.modules()
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-            ]
+            self._batchnorms = batchnorm_modules(strategy.model)
         return self._grads
 
     def before_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
@@ -353,7 +322,7 @@ class AGEMPlugin(Plugin):
         grads.bind(grads.ref_views)
         if self._batchnorms:
             # Restored after backward: autograd saved the running statistics' versions.
-            with _FrozenBatchNorm(self._batchnorms):
+            with KeepBatchNormStats(self._batchnorms):
                 strategy.criterion(strategy.forward(x, t), y).backward()
         else:
             strategy.criterion(strategy.forward(x, t), y).backward()
@@ -456,34 +425,3 @@ def _equal_shares(total: int, sizes: list[int], rotation: int) -> tuple[list[int
             first_round = False
         left = total - sum(shares)
     return shares, next_rotation
-
-
-def _load(
-    dataset: Dataset[Any], idx: Tensor, *, num_workers: int, task_label: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The patterns of `dataset` at `idx` as stacked tensors (x, y, t).
-
-    Tensor-backed datasets are indexed directly; others go through a DataLoader whose
-    batches are small enough that `num_workers` workers share the loading.
-    """
-    tensors = as_tensor_dataset(dataset)
-    if tensors is not None:
-        return tensors.batch(idx)
-    k = len(idx)
-    per_batch = k if num_workers == 0 else -(-k // (4 * num_workers))
-    loader = DataLoader(
-        Subset(dataset, idx.tolist()),
-        batch_size=max(1, min(per_batch, 256)),
-        shuffle=False,
-        num_workers=num_workers,
-    )
-    xs, ys, ts = [], [], []
-    for batch in loader:
-        xs.append(batch[0])
-        ys.append(torch.as_tensor(batch[1]).long())
-        ts.append(
-            torch.as_tensor(batch[2]).long()
-            if len(batch) > 2
-            else torch.full((len(batch[1]),), task_label, dtype=torch.long)
-        )
-    return torch.cat(xs), torch.cat(ys), torch.cat(ts)

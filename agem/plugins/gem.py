@@ -26,11 +26,10 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch import Tensor
 
-from agem.benchmarks.streams import as_tensor_dataset
 from agem.plugins.base import Plugin
+from agem.plugins.memory import KeepBatchNormStats, batchnorm_modules, load_patterns
 
 if TYPE_CHECKING:
     from agem.template import BaseTemplate
@@ -38,51 +37,6 @@ if TYPE_CHECKING:
 RIDGE = 1e-9
 
 Memory = tuple[Tensor, Tensor, Tensor]
-
-
-def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [
-        m
-        for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-    ]
-
-
-class _KeepBatchNormStats:
-    """Context that restores the BatchNorm running statistics changed inside it."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.modules = _batchnorms(model)
-        self.saved: list[dict[str, Tensor]] = []
-
-    def __enter__(self) -> None:
-        self.saved = [
-            {k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in self.modules
-        ]
-
-    def __exit__(self, *exc: object) -> None:
-        for m, saved in zip(self.modules, self.saved, strict=True):
-            for k, b in m.named_buffers(recurse=False):
-                if k in saved:
-                    b.copy_(saved[k])
-
-
-def load_patterns(dataset: Dataset[Any], idx: Tensor, *, task_label: int) -> Memory:
-    """The samples of `dataset` at `idx` as stacked tensors (x, y, t), x transformed.
-
-    Tensor-backed datasets are sliced; any other dataset is read item by item (only the
-    selected items, once per experience).
-    """
-    tensors = as_tensor_dataset(dataset)
-    if tensors is not None:
-        return tensors.batch(idx)
-    xs, ys, ts = [], [], []
-    for i in idx.tolist():
-        item = dataset[i]
-        xs.append(torch.as_tensor(item[0]))
-        ys.append(int(item[1]))
-        ts.append(int(item[2]) if len(item) > 2 else task_label)
-    return torch.stack(xs), torch.tensor(ys, dtype=torch.long), torch.tensor(ts, dtype=torch.long)
 
 
 def solve_dual(G: Tensor, g: Tensor, margin: float) -> Tensor:
@@ -218,7 +172,7 @@ class GEMPlugin(Plugin):
             dtype=params[0].dtype,
             device=params[0].device,
         )
-        with _KeepBatchNormStats(strategy.model):
+        with KeepBatchNormStats(batchnorm_modules(strategy.model)):
             for row, (x, y, t) in enumerate(memories):
                 loss = strategy.criterion(strategy.forward(x, t), y)
                 grads = torch.autograd.grad(loss, params, allow_unused=True)

@@ -1,0 +1,70 @@
+"""Pieces shared by the episodic-memory plugins (A-GEM, GEM): loading stored patterns
+and keeping BatchNorm statistics unchanged by memory forward passes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from agem.benchmarks.streams import as_tensor_dataset
+
+BatchNorm = nn.modules.batchnorm._BatchNorm
+
+
+def batchnorm_modules(model: nn.Module) -> list[BatchNorm]:
+    """The BatchNorm layers of `model` that track running statistics."""
+    return [m for m in model.modules() if isinstance(m, BatchNorm) and m.track_running_stats]
+
+
+class KeepBatchNormStats:
+    """Context that restores the running statistics of `modules` changed inside it."""
+
+    def __init__(self, modules: list[BatchNorm]) -> None:
+        self.modules = modules
+        self.saved: list[dict[str, Tensor]] = []
+
+    def __enter__(self) -> None:
+        self.saved = [
+            {k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in self.modules
+        ]
+
+    def __exit__(self, *exc: object) -> None:
+        for m, saved in zip(self.modules, self.saved, strict=True):
+            for k, b in m.named_buffers(recurse=False):
+                if k in saved:
+                    b.copy_(saved[k])
+
+
+def load_patterns(
+    dataset: Dataset[Any], idx: Tensor, *, num_workers: int = 0, task_label: int = 0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The patterns of `dataset` at `idx` as stacked tensors (x, y, t), x transformed.
+
+    Tensor-backed datasets are indexed directly; others go through a DataLoader over only
+    the selected items, in batches small enough that `num_workers` workers share the
+    loading. Items without a task label get `task_label`.
+    """
+    tensors = as_tensor_dataset(dataset)
+    if tensors is not None:
+        return tensors.batch(idx)
+    k = len(idx)
+    per_batch = k if num_workers == 0 else -(-k // (4 * num_workers))
+    loader = DataLoader(
+        Subset(dataset, idx.tolist()),
+        batch_size=max(1, min(per_batch, 256)),
+        shuffle=False,
+        num_workers=num_workers,
+    )
+    xs, ys, ts = [], [], []
+    for batch in loader:
+        xs.append(batch[0])
+        ys.append(torch.as_tensor(batch[1]).long())
+        ts.append(
+            torch.as_tensor(batch[2]).long()
+            if len(batch) > 2
+            else torch.full((len(batch[1]),), task_label, dtype=torch.long)
+        )
+    return torch.cat(xs), torch.cat(ys), torch.cat(ts)
