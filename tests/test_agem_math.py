@@ -405,3 +405,17 @@ def test_matches_the_textbook_loop_bit_for_bit() -> None:
     for exp in bm.train_stream:
         naive.train(exp)
     assert any(not torch.equal(a, b) for a, b in zip(library.parameters(), plain.parameters()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tiny_conflicting_reference_gradient_is_projected(dtype: torch.dtype) -> None:
+    # g_ref.g_ref is below float32's smallest normal number but not zero: still projected
+    g = torch.tensor([1.0, -2.0, 0.5], dtype=dtype)
+    g_ref = torch.tensor([-3e-21, 0.0, 0.0], dtype=dtype)
+    assert 0 < float(g_ref @ g_ref) < torch.finfo(torch.float32).tiny
+    out = g.clone()
+    project(out, g_ref.clone())
+    assert torch.isfinite(out).all()
+    cos = float(out @ g_ref) / (float(out.norm()) * 3e-21)
+    assert abs(cos) < 1e-3  # no longer conflicting
+    torch.testing.assert_close(out[1:], g[1:], rtol=0, atol=0)

@@ -91,15 +91,17 @@ def project(g: Tensor, g_ref: Tensor) -> None:
     """In place: g <- g - (g.g_ref / g_ref.g_ref) g_ref if g.g_ref < 0, else g unchanged.
 
     Branch-free, so a GPU never waits for the host: the coefficient g.g_ref / g_ref.g_ref
-    is clamped to <= 0, which is 0 exactly when g.g_ref >= 0. A zero g_ref gives
-    0 / tiny = 0, so g is left unchanged and no NaN appears. `g_ref` is used as scratch
-    space (it is left scaled by the coefficient). The product and the subtraction are
-    rounded separately (no fused multiply-add), so the result is bit-identical to the
-    textbook `g - (dot / ref_sq) * g_ref`.
+    is selected by `torch.where` where g_ref.g_ref > 0 (however small, subnormal values
+    included) and is 0 otherwise, then clamped to <= 0, which is 0 exactly when
+    g.g_ref >= 0. A zero g_ref leaves g unchanged with no NaN (the 0/0 is computed but
+    never selected). `g_ref` is used as scratch space (it is left scaled by the
+    coefficient). The product and the subtraction are rounded separately (no fused
+    multiply-add), so the result is bit-identical to the textbook `g - (dot / ref_sq) * g_ref`.
     """
     dot = torch.dot(g, g_ref)
-    ref_sq = torch.dot(g_ref, g_ref).clamp_min_(torch.finfo(g.dtype).tiny)
-    g.sub_(g_ref.mul_(dot.div_(ref_sq).clamp_max_(0.0)))
+    ref_sq = torch.dot(g_ref, g_ref)
+    coef = torch.where(ref_sq > 0, dot / ref_sq, torch.zeros_like(dot)).clamp_max_(0.0)
+    g.sub_(g_ref.mul_(coef))
 
 
 def _views(flat: Tensor, params: list[nn.Parameter]) -> list[Tensor]:
