@@ -312,3 +312,27 @@ def test_invalid_constructor_types() -> None:
         agem.Naive(model, "sgd")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="plugins must be a list"):
         agem.Naive(model, opt, plugins=Plugin())  # type: ignore[arg-type]
+
+
+STRATEGIES: list[tuple[type, dict[str, Any]]] = [
+    (agem.BaseTemplate, {}),
+    (agem.Naive, {}),
+    (agem.Cumulative, {}),
+    (agem.AGEM, {"patterns_per_experience": 5}),
+    (agem.GEM, {"patterns_per_experience": 5}),
+    (agem.Replay, {"mem_size": 5}),
+    (agem.EWC, {"ewc_lambda": 1.0}),
+]
+
+
+@pytest.mark.parametrize(("cls", "options"), STRATEGIES)
+def test_options_after_model_and_optimizer_are_keyword_only(
+    cls: type, options: dict[str, Any]
+) -> None:
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match="positional"):
+        cls(model, opt, nn.CrossEntropyLoss(), **options)
+    criterion = nn.CrossEntropyLoss()
+    assert cls(model, opt, criterion=criterion, **options).criterion is criterion
+
