@@ -20,6 +20,7 @@ State a plugin may read (and, where the hook allows, change):
 from __future__ import annotations
 
 import contextlib
+import secrets
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -86,7 +87,11 @@ class BaseTemplate:
         plugins: plugins to run, sorted by their `order` (stable).
         evaluator: the evaluation plugin (`strategy.evaluator`); None gives the default
             `EvaluationPlugin()`, False disables it.
-        seed: seeds the strategy's generator (shuffling) and plugins' generators.
+        seed: seeds the strategy's own randomness: its generator (shuffling), the
+            plugins' generators (memories, reservoirs) and new task heads. None draws a
+            fresh seed from the OS. The strategy never seeds or draws from torch's
+            global RNG, which the model's initial weights and dropout use: call
+            `torch.manual_seed` before building the model for a reproducible run.
     """
 
     def __init__(
@@ -126,7 +131,8 @@ class BaseTemplate:
         self.model = model.to(self.device)
         self.optimizer = optimizer
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
-        self.seed = seed if seed is not None else int(torch.seed() % (2**31))
+        # seed=None: a fresh seed from the OS, never from (or reseeding) torch's global RNG
+        self.seed = seed if seed is not None else secrets.randbits(31)
         self.generator = torch.Generator().manual_seed(self.seed)
         if evaluator is None:
             from agem.plugins.evaluation import EvaluationPlugin

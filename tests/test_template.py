@@ -336,3 +336,14 @@ def test_options_after_model_and_optimizer_are_keyword_only(
     criterion = nn.CrossEntropyLoss()
     assert cls(model, opt, criterion=criterion, **options).criterion is criterion
 
+
+@pytest.mark.parametrize(("cls", "options"), STRATEGIES)
+def test_seed_none_leaves_the_global_rng_alone(cls: type, options: dict[str, Any]) -> None:
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    strategies = [cls(model, opt, seed=None, **options) for _ in range(2)]
+    assert torch.equal(torch.rand(4), expected)
+    assert strategies[0].seed != strategies[1].seed  # still a fresh seed per strategy
