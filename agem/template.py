@@ -36,6 +36,7 @@ from agem.hooks import HookTable, build_hook_table, fire
 from agem.models.multitask import MultiTaskModule
 from agem.plugins.base import Plugin, sort_plugins
 
+_HEAD_SEED_OFFSET = 0x4EAD
 _SAVED_ON_EVAL = (
     "experience",
     "adapted_dataset",
@@ -51,6 +52,11 @@ def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def _head_seed(seed: int, task: int) -> int:
+    """The seed of task `task`'s new head: distinct per (seed, task), fixed across runs."""
+    return (seed * 1_000_003 + task * 7_919 + _HEAD_SEED_OFFSET) % 2**63
 
 
 def _experiences(arg: Any, method: str) -> list[Experience]:
@@ -216,12 +222,20 @@ class BaseTemplate:
 
         Called before training and before evaluating each experience (an unseen task
         gets an untrained head, as needed for the untrained accuracies of forward transfer).
+        Each task's new head is initialised from torch's CPU RNG seeded from the
+        strategy's seed and the task label, inside `fork_rng`: a head's initial weights
+        do not depend on whether an evaluation or training created it, and the global RNG
+        is left as it was, so an `eval` call never changes the training trajectory.
         """
-        tasks = self._task_labels(experience)
+        modules = [m for m in self.model.modules() if isinstance(m, MultiTaskModule)]
+        if not modules:
+            return
         new: list[nn.Parameter] = []
-        for module in self.model.modules():
-            if isinstance(module, MultiTaskModule):
-                new.extend(module.adaptation(tasks))
+        for task in self._task_labels(experience):
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(_head_seed(self.seed, task))
+                for module in modules:
+                    new.extend(module.adaptation([task]))
         if new:
             self.model.to(self.device)
             self.optimizer.add_param_group({"params": new})

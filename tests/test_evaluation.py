@@ -282,3 +282,47 @@ def test_last_metrics_are_not_overwritten_by_lca_evaluations() -> None:
 def test_bad_options(kwargs: dict[str, Any], error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         EvaluationPlugin(**kwargs)
+
+
+class _Items(torch.utils.data.Dataset[tuple[torch.Tensor, int, int]]):
+    """A plain map-style dataset (trained through a DataLoader, not tensor slicing)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, t: int) -> None:
+        self.x, self.y, self.t = x, y, t
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        return self.x[i], int(self.y[i]), self.t
+
+
+def _dropout_multihead(evaluator: Any) -> agem.BaseTemplate:
+    torch.manual_seed(0)
+    model = agem.models.MultiHeadMLP(8, (16,), 3, dropout=0.5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+    return agem.Naive(model, opt, train_mb_size=8, eval_mb_size=16, seed=0, evaluator=evaluator)
+
+
+def test_eval_calls_leave_training_bit_identical() -> None:
+    """Evaluations that create heads for unseen tasks and iterate a DataLoader, with
+    dropout in the model: the trained weights and the global RNG are unchanged."""
+    bm = _bm(tasks=True)
+    train = [_Items(e.dataset.x, e.dataset.y, e.task_label) for e in bm.train_stream]
+    test = [_Items(e.dataset.x, e.dataset.y, e.task_label) for e in bm.test_stream]
+    data = agem.benchmarks.from_datasets(train=train, test=test)
+    runs = []
+    for with_eval in (False, True):
+        ev = EvaluationPlugin(eval_stream=data.test_stream, eval_every="experience")
+        s = _dropout_multihead(ev if with_eval else False)
+        for exp in data.train_stream:
+            if with_eval:
+                s.eval(data.test_stream)  # creates the heads of tasks not trained yet
+            s.train(exp)
+        runs.append((s, torch.rand(3)))
+    (a, rand_a), (b, rand_b) = runs
+    assert torch.equal(rand_a, rand_b)
+    pa, pb = dict(a.model.named_parameters()), dict(b.model.named_parameters())
+    assert pa.keys() == pb.keys()
+    for name, p in pa.items():
+        assert torch.equal(p, pb[name]), name
