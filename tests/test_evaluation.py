@@ -326,3 +326,35 @@ def test_eval_calls_leave_training_bit_identical() -> None:
     assert pa.keys() == pb.keys()
     for name, p in pa.items():
         assert torch.equal(p, pb[name]), name
+
+
+def test_matrix_follows_the_experiences_trained_from_any_start() -> None:
+    bm = _bm(n_exp=3)
+    s = _strategy(None)
+    for exp in bm.train_stream[1:]:
+        s.train(exp)
+        s.eval(bm.test_stream[1:])
+    summary = s.evaluator.summary()
+    R = summary["accuracy_matrix"]
+    assert all(v is not None for row in R for v in row)
+    last = s.evaluator.evaluations[-1]["accuracy"]
+    assert R[1] == [last["1"], last["2"]]
+    assert summary["A_T"] == pytest.approx((last["1"] + last["2"]) / 2)
+    assert summary["F_T"] is not None and summary["BWT"] is not None
+    assert summary["experience_ids"] == [1, 2]
+
+
+def test_matrix_follows_the_training_order() -> None:
+    bm = _bm(n_exp=3)
+    s = _strategy(None)
+    s.eval(bm.test_stream)
+    for k in (2, 0):
+        s.train(bm.train_stream[k])
+        s.eval(bm.test_stream)
+    summary = s.evaluator.summary()
+    assert summary["experience_ids"] == [2, 0]
+    first = s.evaluator.evaluations[1]["accuracy"]  # after training experience 2
+    assert summary["accuracy_matrix"][0] == [first["2"], first["0"]]
+    b = s.evaluator.evaluations[0]["accuracy"]
+    assert summary["initial_accuracies"] == [b["2"], b["0"]]
+    assert summary["FWT"] == pytest.approx(first["0"] - b["0"])

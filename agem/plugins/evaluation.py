@@ -2,9 +2,14 @@
 
 What it records (all of it plain data in `results`, the headline numbers in `summary()`):
 
-- The accuracy matrix R: every `eval()` on test experiences fills row i, where i is the
-  last experience trained (an `eval()` during the training of experience k, from a
-  training hook, after at least one of its minibatches, fills row k).
+- The accuracy matrix R: row i is the i-th experience trained (in training order, as
+  `train()` was called) and column j the test set of the j-th experience trained,
+  matched by `current_experience`; `summary()["experience_ids"]` names them. So a
+  stream trained from any starting experience, in any order, gives a square matrix.
+  Every `eval()` on test experiences fills the row of the last experience trained (an
+  `eval()` during the training of an experience, from a training hook, after at least
+  one of its minibatches, fills that experience's row). Test experiences never trained
+  are kept in `results["evaluations"]`.
 - b_j, the untrained model's accuracies (for forward transfer): from an `eval()` before
   any training, or measured once by the evaluator itself when it knows the test stream.
 - The LCA learning curves: accuracy on the current experience's test set before its
@@ -133,6 +138,7 @@ class EvaluationPlugin(Plugin):
         self.lca_test_sizes: dict[int, int] = {}
         self.training: list[dict[str, Any]] = []  # one record per epoch
         self.experiences: dict[int, dict[str, Any]] = {}  # per trained experience
+        self.trained: list[int] = []  # experience id of each matrix row, in training order
         self.evaluations: list[dict[str, Any]] = []  # one record per eval() on test data
         self.eval_seconds = 0.0  # evaluations the evaluator ran itself
         self.peak_rss_bytes: int | None = None
@@ -217,7 +223,9 @@ class EvaluationPlugin(Plugin):
         exp = strategy.experience
         assert exp is not None
         k = exp.current_experience
-        self._training_exp = strategy.clock.train_exp_counter
+        self._training_exp = row = strategy.clock.train_exp_counter
+        self.trained[row:] = []
+        self.trained += [-1] * (row - len(self.trained)) + [k]  # -1: trained before it saw
         self._trained_any = False
         self._lca_seconds = 0.0
         self._probe_points = []
@@ -422,27 +430,40 @@ class EvaluationPlugin(Plugin):
         """Metrics of the last `eval()` call: per-experience and mean accuracy and loss."""
         return dict(self._last)
 
-    def accuracy_matrix(self) -> list[list[float]]:
-        """R as a T x T list, T = the experiences trained so far that have an evaluated
-        row; NaN where not measured. Columns beyond T (experiences not yet trained) are in
-        `results["evaluations"]`."""
+    def matrix_experiences(self) -> list[int]:
+        """The experience id of each row (and column) of `accuracy_matrix()`."""
         if not self.matrix:
             return []
-        size = max(self.matrix) + 1
+        return self.trained[: max(self.matrix) + 1]
+
+    def accuracy_matrix(self) -> list[list[float]]:
+        """R as a T x T list, T = the experiences trained so far up to the last evaluated
+        row; NaN where not measured. Row i and column j belong to the experiences
+        `matrix_experiences()[i]` and `[j]`. Test experiences not trained are in
+        `results["evaluations"]`."""
+        ids = self.matrix_experiences()
         return [
-            [self.matrix.get(i, {}).get(j, float("nan")) for j in range(size)] for i in range(size)
+            [self.matrix.get(i, {}).get(j, float("nan")) for j in ids] for i in range(len(ids))
         ]
+
+    def _trained_order(self) -> list[int]:
+        """The experiences trained, each once, in the order first trained."""
+        return [k for k in dict.fromkeys(self.trained) if k in self.experiences]
 
     def summary(self) -> dict[str, Any]:
         """A_T, F_T, BWT, FWT, LCA_beta, the accuracy matrix, b_j, LCA curves, time, memory.
 
-        A metric whose matrix entries were not all measured is None (for example F_T when
-        only the last row was evaluated). Missing matrix entries are None.
+        `experience_ids` names the experience of each row and column of the matrix (and
+        of `initial_accuracies`); `lca_curves` and `experience_seconds` follow the order
+        in which experiences were first trained. A metric whose matrix entries were not
+        all measured is None (for example F_T when only the last row was evaluated).
+        Missing matrix entries are None.
         """
+        ids = self.matrix_experiences()
         R = self.accuracy_matrix()
         T = len(R)
         m = torch.tensor(R, dtype=torch.float64) if R else torch.zeros((0, 0))
-        b = [self.initial_accuracies.get(j) for j in range(T)]
+        b = [self.initial_accuracies.get(j) for j in ids]
         measured = ~torch.isnan(m)
         last_row = T > 0 and bool(measured[T - 1].all())
         diag = T > 0 and bool(measured.diagonal().all())
@@ -459,7 +480,7 @@ class EvaluationPlugin(Plugin):
             ),
         }
         beta = self.lca_beta
-        trained = sorted(self.experiences)
+        trained = self._trained_order()
         lca_key = f"LCA_{beta}" if beta is not None else "LCA"
         curves = [self.lca_curves.get(k) for k in trained]
         have_curves = bool(curves) and all(c is not None for c in curves)
@@ -469,6 +490,7 @@ class EvaluationPlugin(Plugin):
         out.update(
             {
                 "T": T,
+                "experience_ids": ids,
                 "accuracy_matrix": [[_none_if_nan(v) for v in row] for row in R],
                 "initial_accuracies": b,
                 "lca_beta": beta,
@@ -490,7 +512,7 @@ class EvaluationPlugin(Plugin):
         """Everything recorded, as plain JSON-serialisable data: `summary()` plus the
         per-epoch training records, the per-experience records and every evaluation."""
         out = self.summary()
-        out["experiences"] = [dict(self.experiences[k]) for k in sorted(self.experiences)]
+        out["experiences"] = [dict(self.experiences[k]) for k in self._trained_order()]
         out["training"] = [dict(r) for r in self.training]
         out["evaluations"] = copy.deepcopy(self.evaluations)
         return out
@@ -503,6 +525,7 @@ class EvaluationPlugin(Plugin):
             "lca_test_sizes": dict(self.lca_test_sizes),
             "training": copy.deepcopy(self.training),
             "experiences": copy.deepcopy(self.experiences),
+            "trained": list(self.trained),
             "evaluations": copy.deepcopy(self.evaluations),
             "eval_seconds": self.eval_seconds,
             "peak_rss_bytes": self.peak_rss_bytes,
@@ -522,6 +545,7 @@ class EvaluationPlugin(Plugin):
         self.experiences = {
             int(k): dict(v) for k, v in copy.deepcopy(state.get("experiences", {})).items()
         }
+        self.trained = [int(k) for k in state.get("trained", sorted(self.experiences))]
         self.evaluations = copy.deepcopy(list(state.get("evaluations", [])))
         self.eval_seconds = float(state.get("eval_seconds", 0.0))
         self.peak_rss_bytes = state.get("peak_rss_bytes")
