@@ -358,3 +358,23 @@ def test_matrix_follows_the_training_order() -> None:
     b = s.evaluator.evaluations[0]["accuracy"]
     assert summary["initial_accuracies"] == [b["2"], b["0"]]
     assert summary["FWT"] == pytest.approx(first["0"] - b["0"])
+
+
+class _EvalKwargs(Plugin):
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def before_eval(self, strategy: Any, **kwargs: Any) -> None:
+        self.seen.append(kwargs)
+
+
+@pytest.mark.parametrize("multihead", [False, True])
+def test_train_kwargs_reach_the_evaluators_evaluations(multihead: bool) -> None:
+    bm = _bm(n_exp=2, tasks=multihead)
+    ev = EvaluationPlugin(eval_stream=bm.test_stream, eval_every="experience", lca_beta=2)
+    rec = _EvalKwargs()
+    s = _strategy(ev, multihead=multihead, plugins=[rec])
+    s.train(bm.train_stream, num_workers=0, marker="x")
+    # b_j (1), LCA points (3 per experience) and the stream after each experience (1 each)
+    assert len(rec.seen) == 1 + 2 * 3 + 2
+    assert all(kw == {"num_workers": 0, "marker": "x"} for kw in rec.seen)

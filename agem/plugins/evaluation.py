@@ -17,7 +17,9 @@ What it records (all of it plain data in `results`, the headline numbers in `sum
 - Training loss and accuracy per epoch, wall time per experience, peak resident memory.
 
 How the test stream is given: `EvaluationPlugin(eval_stream=benchmark.test_stream)`,
-passed to a strategy as `evaluator=`. With a stream the evaluator measures b_j before
+passed to a strategy as `evaluator=`. The evaluations the evaluator starts itself get
+the keyword arguments given to `train()` (e.g. `num_workers`). With a stream the
+evaluator measures b_j before
 the first experience and records LCA curves; with `eval_every="experience"` it also
 evaluates the whole stream after each experience (so the user need not call `eval`).
 The strategy's default evaluator has no stream: it records what the user's `eval`
@@ -194,10 +196,12 @@ class EvaluationPlugin(Plugin):
         if all(e.current_experience in self.initial_accuracies for e in stream):
             return
         start = time.perf_counter()
-        self._eval_untrained(strategy, stream)
+        self._eval_untrained(strategy, stream, kwargs)
         self.eval_seconds += time.perf_counter() - start
 
-    def _eval_untrained(self, strategy: BaseTemplate, stream: Sequence[Experience]) -> None:
+    def _eval_untrained(
+        self, strategy: BaseTemplate, stream: Sequence[Experience], kwargs: dict[str, Any]
+    ) -> None:
         """Evaluate the untrained model on `stream`.
 
         A multi-task model lacks heads for the tasks not trained yet; the template's `eval`
@@ -207,14 +211,14 @@ class EvaluationPlugin(Plugin):
         """
         model = strategy.model
         if not any(isinstance(m, MultiTaskModule) for m in model.modules()):
-            strategy.eval(stream)
+            strategy.eval(stream, **kwargs)
             return
         groups = len(strategy.optimizer.param_groups)
         cuda = [strategy.device] if strategy.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             strategy.model = copy.deepcopy(model)
             try:
-                strategy.eval(stream)
+                strategy.eval(stream, **kwargs)
             finally:
                 strategy.model = model
                 del strategy.optimizer.param_groups[groups:]
@@ -233,7 +237,7 @@ class EvaluationPlugin(Plugin):
         self._probe_exp = self._lca_experience(k) if self.lca_beta is not None else None
         self._exp_start = time.perf_counter()
         if self._probe_exp is not None:
-            self._probe(strategy)  # b = 0: before the first minibatch
+            self._probe(strategy, kwargs)  # b = 0: before the first minibatch
             self._lca_left = self.lca_beta or 0
 
     def _lca_experience(self, k: int) -> Experience | None:
@@ -254,12 +258,12 @@ class EvaluationPlugin(Plugin):
         self._probe_cache[k] = probe
         return probe
 
-    def _probe(self, strategy: BaseTemplate) -> None:
+    def _probe(self, strategy: BaseTemplate, kwargs: dict[str, Any]) -> None:
         assert self._probe_exp is not None
         start = time.perf_counter()
         self._probing = True
         try:
-            strategy.eval(self._probe_exp)
+            strategy.eval(self._probe_exp, **kwargs)
         finally:
             self._probing = False
         assert self._correct is not None
@@ -302,7 +306,7 @@ class EvaluationPlugin(Plugin):
                 self._fold()
         if self._lca_left > 0:  # python int: no device work after the first beta iterations
             self._lca_left -= 1
-            self._probe(strategy)
+            self._probe(strategy, kwargs)
 
     def after_training_epoch(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         self._fold()
@@ -354,7 +358,7 @@ class EvaluationPlugin(Plugin):
             self.peak_cuda_bytes = int(torch.cuda.max_memory_allocated(strategy.device))
         if self.eval_every == "experience" and self.eval_stream is not None:
             start = time.perf_counter()
-            strategy.eval(self.eval_stream)
+            strategy.eval(self.eval_stream, **kwargs)
             self.eval_seconds += time.perf_counter() - start
 
     def after_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
