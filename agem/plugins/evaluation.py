@@ -19,11 +19,13 @@ What it records (all of it plain data in `results`, the headline numbers in `sum
 How the test stream is given: `EvaluationPlugin(eval_stream=benchmark.test_stream)`,
 passed to a strategy as `evaluator=`. The evaluations the evaluator starts itself get
 the keyword arguments given to `train()` (e.g. `num_workers`). With a stream the
-evaluator measures b_j before
-the first experience and records LCA curves; with `eval_every="experience"` it also
-evaluates the whole stream after each experience (so the user need not call `eval`).
-The strategy's default evaluator has no stream: it records what the user's `eval`
-calls measure, plus training statistics.
+evaluator measures b_j before the first experience and records LCA curves; with
+`eval_every="experience"` it also evaluates the whole stream after each experience (so
+the user need not call `eval`). The strategy's default evaluator has no stream: it
+records what the user's `eval` calls measure (b_j from an `eval` before any training),
+and it learns the test stream from them: once the user has evaluated experience k's
+test set, it records the LCA curve of experience k when k is trained. So evaluating the
+test stream before training and after each experience gives every metric.
 
 Cost: counts and losses are accumulated as tensors on the device. The LCA curve of an
 experience is read back once, after the experience; training statistics once per epoch;
@@ -157,6 +159,7 @@ class EvaluationPlugin(Plugin):
         self._probe_size = 0
         self._probe_exp: Experience | None = None
         self._probe_cache: dict[int, Experience] = {}
+        self._seen_tests: dict[int, Experience] = {}  # test sets the user evaluated
         self._lca_left = 0
         self._lca_seconds = 0.0
         self._training_exp: int | None = None
@@ -181,7 +184,7 @@ class EvaluationPlugin(Plugin):
 
     def _test_experience(self, index: int) -> Experience | None:
         if self.eval_stream is None:
-            return None
+            return self._seen_tests.get(index)
         for exp in self.eval_stream:
             if exp.current_experience == index:
                 return exp
@@ -399,6 +402,9 @@ class EvaluationPlugin(Plugin):
         if exp.origin_stream != "test":
             return
         self._current[j] = (acc, loss)
+        if self.eval_stream is None and self._seen_tests.get(j) is not exp:
+            self._seen_tests[j] = exp
+            self._probe_cache.pop(j, None)
         row = self._row(strategy)
         if row < 0:
             self.initial_accuracies[j] = acc
