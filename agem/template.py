@@ -12,7 +12,9 @@ State a plugin may read (and, where the hook allows, change):
 - `dataloader`: the iterable of minibatches of the current epoch / evaluation.
 - `mbatch`: the current minibatch `[x, y, task_labels]`, and its parts `mb_x`, `mb_y`,
   `mb_task_id` (assignable in `before_forward`).
-- `mb_output`: the model's output on `mb_x`; `loss`: the minibatch loss (a tensor).
+- `mb_output`: the model's output on `mb_x`; `loss`: the minibatch loss (a tensor) that
+  backward uses; `mb_loss`: the criterion on (`mb_output`, `mb_y`) as the template
+  computed it, unchanged by plugins that change `loss` (penalties, replayed samples).
 - `is_training`: True inside `train()`, False inside `eval()`.
 - `clock`: counters (`agem.clock.Clock`).
 """
@@ -44,6 +46,7 @@ _SAVED_ON_EVAL = (
     "mbatch",
     "mb_output",
     "loss",
+    "mb_loss",
     "_label_check",
 )
 
@@ -155,6 +158,7 @@ class BaseTemplate:
         self.mbatch: Batch | None = None
         self.mb_output: Tensor | None = None
         self.loss: Tensor | None = None
+        self.mb_loss: Tensor | None = None
         self._hooks: HookTable = {}
         self._label_check: int | None = None
         # task labels of non-tensor datasets with mixed task labels, read once per dataset
@@ -312,7 +316,7 @@ class BaseTemplate:
             self._check_output(self.mb_output, self._label_check)
             self._label_check = None
         self._fire("after_forward", kwargs)
-        self.loss = self.criterion(self.mb_output, self.mb_y)
+        self.loss = self.mb_loss = self.criterion(self.mb_output, self.mb_y)
         self._fire("before_backward", kwargs)
         self.loss.backward()
         self._fire("after_backward", kwargs)
@@ -401,7 +405,7 @@ class BaseTemplate:
                 self._check_output(self.mb_output, self._label_check)
                 self._label_check = None
             self._fire("after_eval_forward", kwargs)
-            self.loss = self.criterion(self.mb_output, self.mb_y)
+            self.loss = self.mb_loss = self.criterion(self.mb_output, self.mb_y)
             self._fire("after_eval_iteration", kwargs)
         self._fire("after_eval_exp", kwargs)
 

@@ -219,3 +219,37 @@ def test_state_dict_round_trip() -> None:
     for p in (plugin, fresh):
         p.update(more.float().unsqueeze(1), more % 3, torch.zeros_like(more))
     assert torch.equal(fresh.memory()[0], plugin.memory()[0])
+
+
+class _StepWatcher(Plugin):
+    """After the evaluator: the statistics' inputs and the loss backward used."""
+
+    order = 200
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, float, float, float]] = []
+
+    def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        out, y = strategy.mb_output.detach(), strategy.mb_y
+        own = float(torch.nn.functional.cross_entropy(out, y))
+        mb_loss = getattr(strategy, "mb_loss", strategy.loss)
+        self.rows.append((out.shape[0], own, float(mb_loss.detach()), float(strategy.loss.detach())))
+
+
+def test_training_statistics_count_only_the_current_experience() -> None:
+    bm = _stream(2, 40, 2)
+    model = agem.models.MLP(6, (8,), 4)
+    s = agem.Replay(
+        model, torch.optim.SGD(model.parameters(), lr=0.05), mem_size=30,
+        train_mb_size=10, seed=0, plugins=[watch := _StepWatcher()],
+    )  # fmt: skip
+    s.train(bm.train_stream)
+    records = s.evaluator.training
+    assert [r["samples"] for r in records] == [40, 40]  # replayed samples not counted
+    # the evaluator's loss is the mean criterion over the experience's own samples
+    second = watch.rows[4:]
+    assert all(n == 10 for n, *_ in second)
+    assert records[1]["loss"] == pytest.approx(sum(r[1] for r in second) / 4, rel=1e-6)
+    for _, own, mb_loss, used in second:
+        assert mb_loss == pytest.approx(own, rel=1e-6)
+        assert used != pytest.approx(own)  # backward used current and replayed samples

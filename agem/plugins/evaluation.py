@@ -14,7 +14,9 @@ What it records (all of it plain data in `results`, the headline numbers in `sum
   any training, or measured once by the evaluator itself when it knows the test stream.
 - The LCA learning curves: accuracy on the current experience's test set before its
   first minibatch and after each of its first `lca_beta` minibatches.
-- Training loss and accuracy per epoch, wall time per experience, peak resident memory.
+- Training loss and accuracy per epoch, on the trained experience's own samples (the
+  criterion on `mb_output` / `mb_y` as the template computed it: replayed samples and
+  penalties are not included), wall time per experience, peak resident memory.
 
 How the test stream is given: `EvaluationPlugin(eval_stream=benchmark.test_stream)`,
 passed to a strategy as `evaluator=`. The evaluations the evaluator starts itself get
@@ -295,7 +297,8 @@ class EvaluationPlugin(Plugin):
 
     def after_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         self._trained_any = True
-        out, loss = strategy.mb_output, strategy.loss
+        # the criterion on the experience's own samples: without penalties or replay
+        out, loss = strategy.mb_output, strategy.mb_loss
         if out is not None and loss is not None and self._train_loss is not None:
             y = strategy.mb_y
             n = int(y.shape[0])

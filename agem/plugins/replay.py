@@ -1,7 +1,10 @@
 """`ReplayPlugin`: experience replay from a reservoir buffer (Chaudhry et al., 2019).
 
 Every training minibatch is concatenated with an equally large minibatch drawn
-uniformly without replacement from the buffer; then the minibatch's own samples are
+uniformly without replacement from the buffer, for one forward pass; the loss backward
+uses is the criterion over both parts together, while the minibatch, `mb_output` and
+`mb_loss` seen after the forward pass are the current samples' own (so training
+statistics describe the experience being trained). Then the minibatch's own samples are
 offered to the buffer by reservoir sampling (Vitter's algorithm R): the n-th sample ever
 offered is stored while the buffer has room, and afterwards replaces a uniformly chosen
 slot with probability mem_size / n. So at any time the buffer is a uniform sample of
@@ -78,6 +81,8 @@ class ReplayPlugin(Plugin):
             self.parts[_ALL] = _Part(0, mem_size)
         self._generator: torch.Generator | None = None
         self._valid: Tensor | None = None  # filled slots, cached between updates
+        self._current: list[Tensor] | None = None  # the minibatch before replay was added
+        self._replayed: tuple[Tensor, Tensor] | None = None  # replayed outputs and labels
 
     # ---- buffer -----------------------------------------------------------------
     @property
@@ -218,11 +223,45 @@ class ReplayPlugin(Plugin):
         x, y, t = strategy.mb_x, strategy.mb_y, strategy.mb_task_id
         replay = self.sample(y.shape[0]) if self.size > 0 else None
         self.update(x.detach(), y, t)
+        self._current = None
         if replay is not None:
+            self._current = strategy.mbatch
             mx, my, mt = replay
-            strategy.mb_x = torch.cat([x, mx.to(x.dtype)])
-            strategy.mb_y = torch.cat([y, my])
-            strategy.mb_task_id = torch.cat([t, mt])
+            strategy.mbatch = [
+                torch.cat([x, mx.to(x.dtype)]),
+                torch.cat([y, my]),
+                torch.cat([t, mt]),
+            ]
+
+    def after_forward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Split the output: the minibatch and `mb_output` become the current samples'.
+
+        So the template's loss (`mb_loss`) and the evaluator's training statistics are
+        those of the experience's own samples; the replayed part is kept for the loss.
+        """
+        if self._current is None or strategy.mb_output is None:
+            self._replayed = None
+            return
+        n = int(self._current[1].shape[0])
+        out, y = strategy.mb_output, strategy.mb_y
+        self._replayed = (out[n:], y[n:])
+        strategy.mbatch = self._current
+        strategy.mb_output = out[:n]
+        self._current = None
+
+    def before_backward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """The loss backward uses: the criterion over current and replayed samples together."""
+        if self._replayed is None or strategy.loss is None or strategy.mb_output is None:
+            return
+        out, y = self._replayed
+        self._replayed = None
+        both = strategy.criterion(
+            torch.cat([strategy.mb_output, out]), torch.cat([strategy.mb_y, y])
+        )
+        if strategy.loss is strategy.mb_loss:
+            strategy.loss = both
+        else:  # another plugin added to the loss: keep its part
+            strategy.loss = strategy.loss + (both - strategy.mb_loss)
 
     # ---- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
