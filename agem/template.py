@@ -1,7 +1,8 @@
 """`BaseTemplate`: the training and evaluation loop, which fires the plugins' hooks.
 
 The loop is small on purpose; every method (A-GEM, replay, EWC, logging, evaluation)
-is a plugin. Hook order is SPEC section 2. All hooks are fired by `agem.hooks.fire`.
+is a plugin. All hooks are fired by `agem.hooks.fire`, in the order listed, with what each
+hook may read or change, in docs/ARCHITECTURE.md.
 
 State a plugin may read (and, where the hook allows, change):
 

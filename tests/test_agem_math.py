@@ -1,4 +1,4 @@
-"""A-GEM's arithmetic, checked against a hand computation (SPEC section 3).
+"""A-GEM's arithmetic, checked against a hand computation (the A-GEM paper's update).
 
 Setting: the memory is the whole first experience (patterns_per_experience and
 sample_size exceed its size) and experience 2 is one minibatch, so training on

@@ -90,14 +90,14 @@ def _none_if_nan(v: float) -> float | None:
 
 
 class EvaluationPlugin(Plugin):
-    """Accuracy matrix, SPEC section 4 metrics, LCA curves and training statistics.
+    """Accuracy matrix, A_T / F_T / BWT / FWT / LCA, learning curves and training statistics.
 
     Args:
         eval_stream: the test stream (a `Stream` or sequence of test `Experience`s). Needed
             for LCA curves, for measuring b_j automatically and for `eval_every`.
         eval_every: None (the user calls `strategy.eval`) or "experience" (evaluate
             `eval_stream` after each training experience, filling one matrix row each).
-        lca_beta: minibatches in the LCA curve (default 10, SPEC's beta); None turns the
+        lca_beta: minibatches in the LCA curve (default 10, the A-GEM paper's beta); None turns the
             LCA curves off.
         lca_test_size: at most this many test samples per LCA evaluation (default 500;
             None uses the whole test set). The cap and the sizes used are recorded.
