@@ -233,7 +233,9 @@ class _StepWatcher(Plugin):
         out, y = strategy.mb_output.detach(), strategy.mb_y
         own = float(torch.nn.functional.cross_entropy(out, y))
         mb_loss = getattr(strategy, "mb_loss", strategy.loss)
-        self.rows.append((out.shape[0], own, float(mb_loss.detach()), float(strategy.loss.detach())))
+        self.rows.append(
+            (out.shape[0], own, float(mb_loss.detach()), float(strategy.loss.detach()))
+        )
 
 
 def test_training_statistics_count_only_the_current_experience() -> None:

@@ -455,9 +455,7 @@ class EvaluationPlugin(Plugin):
         `matrix_experiences()[i]` and `[j]`. Test experiences not trained are in
         `results["evaluations"]`."""
         ids = self.matrix_experiences()
-        return [
-            [self.matrix.get(i, {}).get(j, float("nan")) for j in ids] for i in range(len(ids))
-        ]
+        return [[self.matrix.get(i, {}).get(j, float("nan")) for j in ids] for i in range(len(ids))]
 
     def _trained_order(self) -> list[int]:
         """The experiences trained, each once, in the order first trained."""
