@@ -111,7 +111,7 @@ def batches(
     seed = 0
     if shuffle and generator is not None:
         # a copy of the generator gives the seed, so both paths leave it in the same state
-        peek = torch.Generator().set_state(generator.get_state())
+        peek = torch.Generator(device=generator.device).set_state(generator.get_state())
         seed = int(torch.randint(2**62, (), generator=peek))
     return loader_batches(
         dataset,

@@ -291,3 +291,32 @@ def test_samples_from_a_large_buffer_are_distinct_and_uniform(class_balanced: bo
         assert held.unique().numel() == 40 and bool((y == held % 3).all())
         counts += torch.bincount(held * 10 // 6000, minlength=10).float()
     assert chisquare(counts.numpy()).pvalue > 1e-3
+
+
+class _AddOne(Plugin):
+    """A penalty added to the loss before replay adds the replayed samples."""
+
+    order = -1
+
+    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
+        strategy.loss = strategy.loss + 1.0
+
+
+def test_replay_keeps_a_penalty_added_by_another_plugin() -> None:
+    """A constant penalty leaves the gradients alone: the two runs train identically,
+    and the loss backward used differs by exactly the penalty, replay steps included."""
+    losses = []
+    for extra in ([_AddOne()], []):
+        bm = _stream(2, 40, 2)
+        torch.manual_seed(0)
+        model = agem.models.MLP(6, (8,), 4)
+        watch = _StepWatcher()
+        s = agem.Replay(
+            model, torch.optim.SGD(model.parameters(), lr=0.05), mem_size=30,
+            train_mb_size=10, seed=0, plugins=[*extra, watch],
+        )  # fmt: skip
+        s.train(bm.train_stream)
+        losses.append([row[3] for row in watch.rows])
+    with_penalty, without = losses
+    assert len(with_penalty) == len(without) == 8
+    assert [a - b for a, b in zip(with_penalty, without, strict=True)] == pytest.approx([1.0] * 8)

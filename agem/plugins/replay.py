@@ -315,10 +315,11 @@ class ReplayPlugin(Plugin):
         both = strategy.criterion(
             torch.cat([strategy.mb_output, out]), torch.cat([strategy.mb_y, y])
         )
-        if strategy.loss is strategy.mb_loss:
+        own = strategy.mb_loss
+        if own is None or strategy.loss is own:
             strategy.loss = both
-        else:  # another plugin added to the loss: keep its part
-            strategy.loss = strategy.loss + (both - strategy.mb_loss)
+        else:  # another plugin added to the loss (e.g. a penalty): keep its part
+            strategy.loss = strategy.loss + (both - own)
 
     # ---- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
