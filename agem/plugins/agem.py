@@ -12,6 +12,7 @@ dataset's transform); g and g_ref live in two flat buffers whose views are bound
 parameters' `.grad`, so backward writes the flattened gradients directly (no
 concatenation, no copy back); the projection is branch-free on the device (no host
 synchronisation); memory samples are drawn by `randperm` on the device (no DataLoader).
+(A `MultiHeadClassifier`'s own forward pass reads mixed task labels on the host; see it.)
 """
 
 from __future__ import annotations
