@@ -44,9 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         if args.command == "run":
-            from agem.cli.run import run_from_args
+            from agem.cli.run import run_command
 
-            return run_from_args(args)
+            return run_command(args)
         if args.command == "compare":
             from agem.cli.compare import compare_from_args
 

@@ -242,6 +242,8 @@ def run_from_args(args: argparse.Namespace) -> int:
                 f"only --threads may be given beside it (got {others})"
             )
         out = Path(args.resume)
+        if not out.is_dir():
+            raise ValueError(f"--resume {out}: no such run folder")
         if not (out / "config.json").is_file():
             raise ValueError(
                 f"{out} is not a run folder (it has no config.json): nothing to resume"
@@ -255,3 +257,21 @@ def run_from_args(args: argparse.Namespace) -> int:
         results = run(config, out, overwrite=args.overwrite)
     print_results(results, out)
     return 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`run_from_args`, with a run that stops early reported in one line and its exit
+    status: 3 when training diverged, 130/143 when SIGINT/SIGTERM interrupted it."""
+    import sys
+
+    from agem.runs.execute import RunInterrupted, TrainingDiverged
+
+    try:
+        return run_from_args(args)
+    except TrainingDiverged as err:
+        print(f"agem: {err} (status diverged)", file=sys.stderr)
+        return 3
+    except RunInterrupted as err:
+        where = f"agem run --resume {err.out}" if err.out else "agem run --resume DIR"
+        print(f"agem: {err}; continue with: {where}", file=sys.stderr)
+        return err.exit_status
