@@ -265,6 +265,8 @@ def _read_idx_pair(
         raise DatasetError(
             f"{lbl_path}: expected uint8 labels [n], found {y.dtype} {list(y.shape)}"
         )
+    if x.shape[0] == 0:
+        raise DatasetError(f"{img_path} holds no samples (an IDX file with 0 images)")
     if y.shape[0] != x.shape[0]:
         raise DatasetError(
             f"{img_path} has {x.shape[0]} images but {lbl_path} has {y.shape[0]} labels"
