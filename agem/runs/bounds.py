@@ -8,6 +8,7 @@ line naming the flag.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from agem.benchmarks.streams import Benchmark
@@ -49,8 +50,10 @@ def estimates(config: RunConfig, benchmark: Benchmark) -> dict[str, tuple[int, s
         out["patterns_per_experience"] = (stored * pattern, "the episodic memory")
     if config.model == "mlp":
         sizes = [int(x.numel()), *config.hidden_sizes, max(benchmark.n_classes, 1)]
-        params = sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
-        copies = 3 + (2 if config.optimizer != "sgd" else 1) + (2 if config.strategy == "agem" else 0)
+        params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+        # weights, gradients, optimizer buffers, and A-GEM's two flat gradient buffers
+        copies = 3 + (2 if config.optimizer != "sgd" else 1)
+        copies += 2 if config.strategy == "agem" else 0
         out["hidden_sizes"] = (params * FLOAT * copies, "the model and its gradients")
     return out
 

@@ -34,6 +34,14 @@ from agem.template import BaseTemplate
 
 NAME = "checkpoint.pt"
 FORMAT = 1
+_UNREADABLE = (
+    OSError,
+    RuntimeError,
+    pickle.UnpicklingError,
+    EOFError,
+    zipfile.BadZipFile,
+    ValueError,
+)
 
 
 def _global_rng(device: torch.device) -> dict[str, Any]:
@@ -65,7 +73,9 @@ def _set_global_rng(state: dict[str, Any], device: torch.device) -> None:
 
 
 def _as_tensor(data: bytes) -> Tensor:
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8)
+    if not data:
+        return torch.zeros(0, dtype=torch.uint8)
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
 def capture(
@@ -107,7 +117,7 @@ def read(folder: RunFolder) -> dict[str, Any] | None:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError) as err:
+    except _UNREADABLE as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunFolderError(f"{path} is not a readable checkpoint ({first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -153,4 +163,3 @@ def restore(state: dict[str, Any], strategy: BaseTemplate) -> None:
 def log_bytes(state: dict[str, Any]) -> dict[str, bytes]:
     """The log files saved in the checkpoint: name -> bytes."""
     return {name: bytes(t.numpy().tobytes()) for name, t in state["logs"].items()}
-

@@ -85,8 +85,10 @@ class DivergenceCheck(Plugin):
             return
         index = int(bad.nonzero()[0, 0])
         value = float(values[index])
-        why = "" if not value == value or abs(value) == float("inf") else (
-            f" (over {self.blowup:g} times the first loss, {float(self._reference):.4g})"
+        why = (
+            ""
+            if value != value or abs(value) == float("inf")
+            else (f" (over {self.blowup:g} times the first loss, {float(self._reference):.4g})")
         )
         exp = strategy.experience
         k = exp.current_experience if exp is not None else -1

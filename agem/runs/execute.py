@@ -224,7 +224,8 @@ class _Run:
                 self.strategy.seen_experiences = {
                     e.current_experience: e for e in list(stream)[: self.done]
                 }
-        self.results = self.folder.write_results(self.current_results(self.elapsed_before), "running")
+        current = self.current_results(self.elapsed_before)
+        self.results = self.folder.write_results(current, "running")
 
     def train(self, signals: _Signals) -> dict[str, Any]:
         """Train the experiences not done yet; checkpoint after each; finish the folder."""
