@@ -84,6 +84,7 @@ def capture(
     config: RunConfig,
     experiences_done: int,
     elapsed_seconds: float,
+    checkpoint_seconds: float,
     logs: dict[str, bytes],
 ) -> dict[str, Any]:
     """The checkpoint of `strategy` after `experiences_done` experiences."""
@@ -92,6 +93,7 @@ def capture(
         "config": config.to_dict(),
         "experiences_done": experiences_done,
         "elapsed_seconds": elapsed_seconds,
+        "checkpoint_seconds": checkpoint_seconds,
         "strategy": strategy.state_dict(),
         "rng": _global_rng(strategy.device),
         "logs": {name: _as_tensor(data) for name, data in logs.items()},

@@ -158,6 +158,7 @@ class _Run:
         self.strategy = build_strategy(config.strategy, model, optimizer, config.to_dict(), common)
         self.done = 0
         self.elapsed_before = 0.0
+        self.checkpoint_seconds = 0.0  # spent capturing and writing checkpoints
         self.results: dict[str, Any] = {}
 
     # ---- results and logs ------------------------------------------------------------
@@ -171,6 +172,7 @@ class _Run:
             "experiences_done": self.done,
             **self.evaluator.results,
             "total_seconds": elapsed,
+            "checkpoint_seconds": self.checkpoint_seconds,
         }
 
     def log_files(self) -> dict[str, bytes]:
@@ -219,6 +221,7 @@ class _Run:
             checkpoint.restore(state, self.strategy)
             self.done = int(state["experiences_done"])
             self.elapsed_before = float(state.get("elapsed_seconds", 0.0))
+            self.checkpoint_seconds = float(state.get("checkpoint_seconds", 0.0))
             if hasattr(self.strategy, "seen_experiences"):  # Cumulative: the data seen so far
                 stream = self.benchmark.train_stream
                 self.strategy.seen_experiences = {
@@ -239,14 +242,17 @@ class _Run:
             elapsed = self.elapsed_before + time.perf_counter() - start
             with signals.critical():
                 if self.config.checkpoint:
+                    began = time.perf_counter()
                     state = checkpoint.capture(
                         self.strategy,
                         config=self.config,
                         experiences_done=self.done,
                         elapsed_seconds=elapsed,
+                        checkpoint_seconds=self.checkpoint_seconds,
                         logs=self.log_files(),
                     )
                     checkpoint.write(self.folder, state)
+                    self.checkpoint_seconds += time.perf_counter() - began
                 self.results = self.folder.write_results(self.current_results(elapsed), "running")
         with signals.critical():
             self.tensorboard.close()
