@@ -272,6 +272,6 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"agem: {err} (status diverged)", file=sys.stderr)
         return 3
     except RunInterrupted as err:
-        where = f"agem run --resume {err.out}" if err.out else "agem run --resume DIR"
-        print(f"agem: {err}; continue with: {where}", file=sys.stderr)
+        hint = f"; continue with: agem run --resume {err.out}" if err.out else " before training"
+        print(f"agem: {err}{hint}", file=sys.stderr)
         return err.exit_status
