@@ -205,6 +205,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     every flag given on the command line applied on top, then resolved."""
     base = RunConfig.from_file(args.config) if args.config else RunConfig()
     given = {name: getattr(args, name) for name in RunConfig.field_names() if hasattr(args, name)}
+    if given.get("data_dir"):  # absolute, so that --resume and --config work from anywhere
+        given["data_dir"] = str(Path(given["data_dir"]).expanduser().absolute())
     return dataclasses.replace(base, **given).resolved()
 
 
