@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from agem.extras import MissingExtraError
+
 
 class UsageError(Exception):
     """A problem with what the user asked for: reported in one line, exit status 2."""
@@ -235,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(str(err), file=sys.stderr)
         return 2
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError, MissingExtraError) as err:
         print(f"agem: error: {err}", file=sys.stderr)
         return 2
 
