@@ -92,6 +92,7 @@ def run(config: dict[str, Any], *, progress: bool | None = None) -> dict[str, An
         TensorBoardLogger,
     )
     from agem.reporting.plots import write_run_plots
+    from agem.runtime import apply_threads
 
     device = _device(config["device"])
     if config["threads"]:
@@ -108,6 +109,7 @@ def run(config: dict[str, Any], *, progress: bool | None = None) -> dict[str, An
     )
     torch.manual_seed(config["seed"])  # the model's initial weights
     model = build_model(config["model"], benchmark, hidden_sizes=tuple(config["hidden_sizes"]))
+    apply_threads(config["threads"], model, device)  # None: the rule for this model
     optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"])
     out = Path(config["out"])
     try:
