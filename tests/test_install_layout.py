@@ -33,6 +33,7 @@ def test_editable_install_from_the_readme_survives_a_clone_named_agem(tmp_path: 
     prefix = tmp_path / "prefix"
     install = [
         sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+        "--ignore-installed",  # into `prefix` only: leave this environment's agem alone
         "--prefix", str(prefix), "-e", str(clone),
         "--config-settings", "editable_mode=compat",
     ]  # fmt: skip
