@@ -95,7 +95,9 @@ def test_default_run_needs_no_optional_package(tmp_path: Path) -> None:
     """The embedded default trains and writes its folder with none of these importable."""
     blocked = {"sklearn", "scipy", "quadprog", "wandb", "ray"}
     out = tmp_path / "run"
-    proc = run_without(blocked, _cli("run", "--n-experiences", "2", "--threads", "1", "--out", str(out)))
+    proc = run_without(
+        blocked, _cli("run", "--n-experiences", "2", "--threads", "1", "--out", str(out))
+    )
     assert proc.returncode == 0, proc.stderr
     assert (out / "results.json").is_file() and "A_T=" in proc.stdout
 

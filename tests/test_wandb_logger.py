@@ -86,6 +86,7 @@ def offline_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, P
     results = evaluator.summary()
     logger.log_plots(write_run_plots(results, tmp_path / "plots"))
     logger.close()
+    wandb.teardown()  # stops W&B's service process, which writes out the run file
     (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
     return results, run_file
 

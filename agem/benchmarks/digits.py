@@ -28,9 +28,9 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """
     from importlib.resources import files
 
-    with files("agem.benchmarks").joinpath("data", DIGITS_FILE).open("rb") as f:
-        with np.load(f, allow_pickle=False) as arrays:
-            images, labels = arrays["images"], arrays["labels"]
+    resource = files("agem.benchmarks") / "data" / DIGITS_FILE
+    with resource.open("rb") as f, np.load(f, allow_pickle=False) as arrays:
+        images, labels = arrays["images"], arrays["labels"]
     if images.shape != (N_DIGITS, 8, 8) or labels.shape != (N_DIGITS,) or images.max() > 16:
         raise ValueError(f"the packaged {DIGITS_FILE} is damaged; reinstall agem")
     return images, labels.astype(np.int64)

@@ -213,7 +213,8 @@ def comparison_figure(
         raise ValueError("no metrics to plot")
     import textwrap
 
-    labels = [textwrap.fill(str(r["label"]), 22, break_long_words=False) for r in rows]  # long labels wrap
+    # long labels wrap at spaces
+    labels = [textwrap.fill(str(r["label"]), 22, break_long_words=False) for r in rows]
     lines = max(label.count("\n") + 1 for label in labels)
     panel = max(2.8, 0.9 + 0.6 * len(rows))
     fig = _figure(panel * len(metrics), 4.4 + 0.35 * lines)

@@ -36,9 +36,10 @@ class WandBLogger(Logger):
       each `train()` call;
     - PNG plots, when the caller hands them over with `log_plots(paths)`.
 
-    The run is created here with `wandb.init(project=..., name=..., ...)`; `mode`
-    "offline" (or `WANDB_MODE=offline`) writes it under `dir` only, with no network.
-    `close()` finishes the run. Without the wandb package this raises
+    The run is created here with `wandb.init(project=..., name=..., ...)`, or at the
+    first hook with `lazy=True` (so that `dir` need not exist yet); `mode` "offline" (or
+    `WANDB_MODE=offline`) writes it under `dir` only, with no network. `close()` finishes
+    the run. Without the wandb package this raises
     `agem.extras.MissingExtraError` naming ``pip install 'agem[wandb]'``.
     """
 
@@ -54,33 +55,49 @@ class WandBLogger(Logger):
         mode: str | None = None,
         every: int = 10,
         flush_every: int = 100,
+        lazy: bool = False,
     ) -> None:
         super().__init__(every=every, flush_every=flush_every)
         if mode not in (None, "online", "offline", "disabled"):
             raise ValueError(f"mode must be online, offline or disabled, got {mode!r}")
         self.wandb = require("wandb")
-        if dir is not None:
-            Path(dir).mkdir(parents=True, exist_ok=True)
-        self.run = self.wandb.init(
-            project=project,
-            name=name,
-            group=group,
-            tags=list(tags) or None,
-            config=dict(config or {}),
-            dir=None if dir is None else str(dir),
-            mode=mode,
-        )
-        for axis in ("train/iteration", "experience", "lca/batch"):
-            self.run.define_metric(axis, hidden=True)
-        for pattern, axis in (
-            ("train/*", "train/iteration"),
-            ("eval/*", "train/iteration"),
-            ("metrics/*", "experience"),
-            ("time/*", "experience"),
-            ("lca/*", "lca/batch"),
-        ):
-            self.run.define_metric(pattern, step_metric=axis)
+        self._init_args: dict[str, Any] = {
+            "project": project,
+            "name": name,
+            "group": group,
+            "tags": list(tags) or None,
+            "config": dict(config or {}),
+            "dir": None if dir is None else str(dir),
+            "mode": mode,
+        }
+        self._run: Any = None
         self._closed = False
+        if not lazy:
+            self.start()
+
+    def start(self) -> Any:
+        """Create the W&B run now (done on first use otherwise); return it."""
+        if self._run is None:
+            if self._init_args["dir"] is not None:
+                Path(self._init_args["dir"]).mkdir(parents=True, exist_ok=True)
+            run = self.wandb.init(**self._init_args)
+            for axis in ("train/iteration", "experience", "lca/batch"):
+                run.define_metric(axis, hidden=True)
+            for pattern, axis in (
+                ("train/*", "train/iteration"),
+                ("eval/*", "train/iteration"),
+                ("metrics/*", "experience"),
+                ("time/*", "experience"),
+                ("lca/*", "lca/batch"),
+            ):
+                run.define_metric(pattern, step_metric=axis)
+            self._run = run
+        return self._run
+
+    @property
+    def run(self) -> Any:
+        """The W&B run (`wandb.Run`), created on first use."""
+        return self.start()
 
     # ---- the Logger interface ----------------------------------------------------------
     def before_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
@@ -149,4 +166,5 @@ class WandBLogger(Logger):
         """Finish the W&B run (idempotent); a non-zero `exit_code` marks it failed."""
         if not self._closed:
             self._closed = True
-            self.run.finish(exit_code=exit_code)
+            if self._run is not None:
+                self._run.finish(exit_code=exit_code)
