@@ -64,6 +64,14 @@ def test_gem_without_quadprog_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "pip install 'agem[gem]'" in proc.stderr
 
 
+def test_logger_wandb_without_wandb_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    argv = ("run", "--logger", "csv,wandb", "--n-experiences", "2", "--threads", "1")
+    proc = run_without({"wandb"}, _cli(*argv, "--out", str(tmp_path / "run")))
+    assert proc.returncode == 2
+    _one_line_naming(proc.stderr, "wandb")
+    assert not (tmp_path / "run").exists()  # refused before the run folder was made
+
+
 def test_wandb_logger_without_wandb_names_the_extra(tmp_path: Path) -> None:
     code = (
         "from agem.extras import MissingExtraError\n"
