@@ -22,7 +22,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -311,63 +311,64 @@ def run(
     """
     config = config.resolved()
     folder = RunFolder(out)
-    if resume:
-        folder.open_existing()
+    with _Signals() as signals:
         try:
-            if folder.status() == "complete":
-                results = folder.read_json("results.json")
-                assert results is not None
-                return results
-            saved = RunConfig.from_file(folder.path / "config.json")
-            differ = config.same_run(saved)
-            if differ:
-                raise RunFolderError(
-                    f"{folder.path}/config.json differs from the config given in "
-                    f"{', '.join(differ)}"
-                )
+            if resume:
+                folder.open_existing()
+                if folder.status() == "complete":
+                    results = folder.read_json("results.json")
+                    assert results is not None
+                    return results
+                saved = RunConfig.from_file(folder.path / "config.json")
+                differ = config.same_run(saved)
+                if differ:
+                    raise RunFolderError(
+                        f"{folder.path}/config.json differs from the config given in "
+                        f"{', '.join(differ)}"
+                    )
+                execution = _Run(config, folder, progress)
+                return _execute(execution, signals, execution.resume)
+            folder.check_new(overwrite=overwrite)
             execution = _Run(config, folder, progress)
-            return _execute(execution, lambda: execution.resume())
+            return _execute(execution, signals, lambda: execution.start(overwrite=overwrite))
+        except RunInterrupted as err:
+            # stopped before training: resumable only if the folder holds this run
+            resumable = folder.locked and (folder.path / "config.json").is_file()
+            raise RunInterrupted(err.signum, folder.path if resumable else None) from None
         finally:
             folder.unlock()
-    folder.check_new(overwrite=overwrite)
-    execution = _Run(config, folder, progress)
+
+
+def _execute(execution: _Run, signals: _Signals, prepare: Callable[[], None]) -> dict[str, Any]:
+    """Prepare the folder and train; record how the run ended if it ends early."""
+    started = False
     try:
-        return _execute(execution, lambda: execution.start(overwrite=overwrite))
-    finally:
-        folder.unlock()
-
-
-def _execute(execution: _Run, prepare: Any) -> dict[str, Any]:
-    out = execution.folder.path
-    with _Signals() as signals:
-        started = False
-        try:
-            with signals.critical():
-                prepare()
-            started = True
-            return execution.train(signals)
-        except RunInterrupted as err:
-            signals.hold()
-            if started:
-                execution.end("interrupted")
-            raise RunInterrupted(err.signum, out) from None
-        except TrainingDiverged as err:
-            signals.hold()
-            where = {"experience": err.experience, "iteration": err.iteration}
-            execution.end("diverged", diverged=where)
-            raise
-        except OSError as err:
-            signals.hold()
-            if started:
-                execution.end("failed", error=_oserror_line(err))
-            raise RunEnvironmentError(_oserror_line(err)) from None
-        except MemoryError:
-            signals.hold()
-            if started:
-                execution.end("failed", error="out of memory")
-            raise RunEnvironmentError("out of memory (try smaller sizes)") from None
-        except BaseException as err:
-            signals.hold()
-            if started:
-                execution.end("failed", error=f"{type(err).__name__}: {err}")
-            raise
+        with signals.critical():
+            prepare()
+        started = True
+        return execution.train(signals)
+    except RunInterrupted:
+        signals.hold()
+        if started:
+            execution.end("interrupted")
+        raise
+    except TrainingDiverged as err:
+        signals.hold()
+        where = {"experience": err.experience, "iteration": err.iteration}
+        execution.end("diverged", diverged=where)
+        raise
+    except OSError as err:
+        signals.hold()
+        if started:
+            execution.end("failed", error=_oserror_line(err))
+        raise RunEnvironmentError(_oserror_line(err)) from None
+    except MemoryError:
+        signals.hold()
+        if started:
+            execution.end("failed", error="out of memory")
+        raise RunEnvironmentError("out of memory (try smaller sizes)") from None
+    except BaseException as err:
+        signals.hold()
+        if started:
+            execution.end("failed", error=f"{type(err).__name__}: {err}")
+        raise

@@ -127,6 +127,11 @@ class RunFolder:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
 
+    @property
+    def locked(self) -> bool:
+        """Whether this object holds the folder's lock."""
+        return self._lock_fd is not None
+
     def unlock(self) -> None:
         """Release the lock (the lock file stays: removing it would race)."""
         if self._lock_fd is not None:
