@@ -270,10 +270,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         given = [n for n in RunConfig.field_names() if hasattr(args, n)]
-        for message in ignored_options(config, given):
-            print(f"agem: warning: {message}", file=sys.stderr)
         out = Path(args.out or f"runs/{config.benchmark}-{config.strategy}-seed{config.seed}")
         results = run(config, out, overwrite=args.overwrite)
+        # after the run: an error stays one line, and the warning is not lost in progress
+        for message in ignored_options(config, given):
+            print(f"agem: warning: {message}", file=sys.stderr)
     print_results(results, out)
     return 0
 
