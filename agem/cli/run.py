@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
+from agem.cli.applicability import ignored_options
 from agem.runs.config import (
     EWC_MODES,
     MODELS,
@@ -55,7 +57,11 @@ _HELP: dict[str, tuple[str, str]] = {
     "eval_batch_size": ("run", "evaluation minibatch size"),
     "seed": ("run", "random seed (0 to 2**32-1)"),
     "device": ("run", "torch device, e.g. cpu, cuda, cuda:1"),
-    "threads": ("run", "torch CPU threads (default: torch's choice)"),
+    "threads": (
+        "run",
+        "torch CPU threads (default: 1 for a model without convolutions and with at most "
+        "5M parameters on the CPU, else torch's choice)",
+    ),
     "checkpoint": (
         "run",
         "do not write a checkpoint after each experience, so the run cannot be resumed "
@@ -69,6 +75,12 @@ _HELP: dict[str, tuple[str, str]] = {
     "log_every": (
         "evaluation and logging",
         "training-loss points in metrics.csv / TensorBoard every N iterations",
+    ),
+    "logger": (
+        "evaluation and logging",
+        "loggers, comma-separated: csv (metrics.csv), tensorboard (events and "
+        "hyperparameters), wandb (Weights & Biases; needs agem[wandb], WANDB_MODE=offline "
+        "writes locally)",
     ),
     "patterns_per_experience": ("agem / gem", "episodic memory patterns stored per experience"),
     "sample_size": ("agem / gem", "A-GEM: memory patterns per reference gradient"),
@@ -257,8 +269,12 @@ def run_from_args(args: argparse.Namespace) -> int:
         results = run(config, out, resume=True)
     else:
         config = config_from_args(args)
+        given = [n for n in RunConfig.field_names() if hasattr(args, n)]
         out = Path(args.out or f"runs/{config.benchmark}-{config.strategy}-seed{config.seed}")
         results = run(config, out, overwrite=args.overwrite)
+        # after the run: an error stays one line, and the warning is not lost in progress
+        for message in ignored_options(config, given):
+            print(f"agem: warning: {message}", file=sys.stderr)
     print_results(results, out)
     return 0
 
@@ -266,7 +282,6 @@ def run_from_args(args: argparse.Namespace) -> int:
 def run_command(args: argparse.Namespace) -> int:
     """`run_from_args`, with a run that stops early reported in one line and its exit
     status: 3 when training diverged, 130/143 when SIGINT/SIGTERM interrupted it."""
-    import sys
 
     from agem.runs.execute import RunInterrupted, TrainingDiverged
 

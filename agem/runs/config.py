@@ -22,6 +22,7 @@ MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
 EWC_MODES = ("separate", "online")
+LOGGERS = ("csv", "tensorboard", "wandb")
 DEFAULT_BENCHMARK = "permuted_digits"
 
 MAX_SEED = 2**32 - 1
@@ -82,6 +83,7 @@ _RULES: dict[str, _Rule] = {
     "lca_beta": _Rule("int", 0, optional=True),
     "lca_test_size": _Rule("int", 0),
     "log_every": _Rule("int", 1),
+    "logger": _Rule("str"),  # comma-separated LOGGERS, checked in RunConfig
 }
 
 
@@ -140,14 +142,27 @@ def _number(bad: ValueError, rule: _Rule, value: Any, *, integer: bool) -> Any:
     return value
 
 
+def _logger_names(text: str) -> tuple[str, ...]:
+    """The logger names of "csv,tensorboard" (spaces allowed), checked, in a fixed order."""
+    names = [n.strip() for n in text.split(",")]
+    unknown = [n for n in names if n not in LOGGERS]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(
+            f"--logger must be a comma-separated list of {', '.join(LOGGERS)} "
+            f"without repeats, got {text!r}"
+        )
+    return tuple(n for n in LOGGERS if n in names)
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """The settings of one run; defaults are the command line's.
 
     `n_experiences=None` means the benchmark's default (`resolved()` fills it in),
     `lca_beta=None` turns the LCA curves off, `lca_test_size=0` uses the whole test set,
-    `threads=None` leaves torch's choice, `checkpoint=False` skips the per-experience
-    checkpoints (the run then cannot be resumed).
+    `threads=None` applies `agem.runtime.default_threads` (1 for small MLPs on the CPU),
+    `checkpoint=False` skips the per-experience checkpoints (the run then cannot be
+    resumed), `logger` names the loggers, comma-separated (csv, tensorboard, wandb).
     """
 
     benchmark: str = DEFAULT_BENCHMARK
@@ -181,11 +196,13 @@ class RunConfig:
     lca_beta: int | None = 10
     lca_test_size: int = 500
     log_every: int = 10
+    logger: str = "csv,tensorboard"
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = _check(field.name, getattr(self, field.name))
             object.__setattr__(self, field.name, value)
+        object.__setattr__(self, "logger", ",".join(_logger_names(self.logger)))
         from agem.benchmarks.registry import BENCHMARKS
 
         if self.benchmark not in BENCHMARKS:
@@ -231,6 +248,10 @@ class RunConfig:
         out = dataclasses.asdict(self)
         out["hidden_sizes"] = list(self.hidden_sizes)
         return out
+
+    def logger_names(self) -> tuple[str, ...]:
+        """The loggers of `logger`, e.g. ("csv", "tensorboard")."""
+        return tuple(self.logger.split(","))
 
     def resolved(self) -> RunConfig:
         """This config with the benchmark's default number of experiences filled in."""

@@ -35,6 +35,7 @@ from agem.runs.divergence import DivergenceCheck, TrainingDiverged
 from agem.runs.environment import check_device, environment, resolve_data
 from agem.runs.factory import build_model, build_optimizer, build_strategy
 from agem.runs.folder import RunFolder, RunFolderError
+from agem.runtime import apply_threads
 
 CSV_NAME = "metrics.csv"
 EVENTS_PREFIX = "events.out.tfevents."
@@ -111,7 +112,7 @@ class _Run:
     def __init__(self, config: RunConfig, folder: RunFolder, progress: bool | None) -> None:
         from agem.benchmarks.registry import get
         from agem.plugins.evaluation import EvaluationPlugin
-        from agem.plugins.loggers import ConsoleLogger, CSVLogger, TensorBoardLogger
+        from agem.plugins.loggers import ConsoleLogger, CSVLogger, TensorBoardLogger, WandBLogger
 
         self.config = config
         self.folder = folder
@@ -130,6 +131,7 @@ class _Run:
         check_fits(config, self.benchmark)
         torch.manual_seed(config.seed)  # the model's initial weights
         model = build_model(config.model, self.benchmark, hidden_sizes=config.hidden_sizes)
+        apply_threads(config.threads, model, self.device)  # None: the rule for this model
         optimizer = build_optimizer(config, model)
         out = folder.path
         self.evaluator = EvaluationPlugin(
@@ -138,14 +140,21 @@ class _Run:
             lca_beta=config.lca_beta,
             lca_test_size=config.lca_test_size or None,  # 0: the whole test set
         )
-        self.csv = CSVLogger(out / CSV_NAME, every=config.log_every)
-        self.tensorboard = TensorBoardLogger(out, every=config.log_every)
-        plugins = [
-            DivergenceCheck(),
-            ConsoleLogger(interactive=progress),
-            self.csv,
-            self.tensorboard,
-        ]
+        names = config.logger_names()
+        every = config.log_every
+        self.csv = CSVLogger(out / CSV_NAME, every=every) if "csv" in names else None
+        self.tensorboard = (
+            TensorBoardLogger(out, every=every, hparams=config.to_dict())
+            if "tensorboard" in names
+            else None
+        )
+        self.wandb = (  # the W&B run starts with training, inside the run folder
+            WandBLogger(name=out.name, config=config.to_dict(), dir=out, every=every, lazy=True)
+            if "wandb" in names
+            else None
+        )
+        loggers = [x for x in (self.csv, self.tensorboard, self.wandb) if x is not None]
+        plugins = [DivergenceCheck(), ConsoleLogger(interactive=progress), *loggers]
         common = {
             "train_mb_size": config.batch_size,
             "train_epochs": config.epochs,
@@ -177,7 +186,8 @@ class _Run:
 
     def log_files(self) -> dict[str, bytes]:
         """metrics.csv and the TensorBoard event files as they are now."""
-        self.tensorboard.flush()
+        if self.tensorboard is not None:
+            self.tensorboard.flush()
         files = {}
         for path in sorted(self.folder.path.iterdir()):
             if path.name == CSV_NAME or path.name.startswith(EVENTS_PREFIX):
@@ -193,7 +203,7 @@ class _Run:
                 path.unlink()
         for name, data in logs.items():
             self.folder.write_bytes(name, data)
-        if CSV_NAME in logs:
+        if CSV_NAME in logs and self.csv is not None:
             self.csv._started = True  # append to the restored file
         for logger in self.strategy.plugins:
             if hasattr(logger, "_seen_evaluations"):
@@ -255,17 +265,25 @@ class _Run:
                     self.checkpoint_seconds += time.perf_counter() - began
                 self.results = self.folder.write_results(self.current_results(elapsed), "running")
         with signals.critical():
-            self.tensorboard.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()  # with the hyperparameters and final metrics
             elapsed = self.elapsed_before + time.perf_counter() - start
             results = self.current_results(elapsed)
-            write_run_plots(results, self.folder.path)
+            plots = write_run_plots(results, self.folder.path)
+            if self.wandb is not None:
+                self.wandb.log_plots(plots)
+                self.wandb.close()
             self.results = self.folder.write_results(results, "complete")
         return self.results
 
     def end(self, status: str, **extra: Any) -> None:
         """Record `status` over the last results written (best effort: the disk may be full)."""
-        with contextlib.suppress(OSError):
-            self.tensorboard.close()
+        if self.tensorboard is not None:
+            with contextlib.suppress(OSError):
+                self.tensorboard.close()
+        if self.wandb is not None:
+            with contextlib.suppress(Exception):  # W&B's own failure must not hide the run's
+                self.wandb.close(exit_code=1)
         with contextlib.suppress(OSError):
             self.results = self.folder.write_results({**self.results, **extra}, status)
 
