@@ -1,4 +1,4 @@
-"""`agem` command line: `agem run`, `agem compare`, `agem datasets`.
+"""`agem` command line: `agem run`, `agem sweep`, `agem compare`, `agem datasets`.
 
 Bad arguments exit with status 2 and one line on stderr, never a traceback.
 """
@@ -68,6 +68,16 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _experience_range(text: str) -> str:
+    from agem.benchmarks.ranges import parse_range
+
+    try:
+        parse_range(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     from agem.benchmarks.registry import BENCHMARKS, DEFAULT_BENCHMARK
     from agem.cli.factory import MODELS, STRATEGIES
@@ -99,6 +109,14 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
         default=None,
         help="permuted/rotated benchmarks: training samples kept per experience "
         "(the A-GEM paper's MNIST protocol uses 10000; default all)",
+    )
+    p.add_argument(
+        "--experiences",
+        type=_experience_range,
+        default=None,
+        metavar="START:STOP",
+        help="train and evaluate on this range of the benchmark's experiences only, "
+        "e.g. 0:3 to choose hyperparameters and 3:20 to report (default all)",
     )
     p.add_argument(
         "--task-labels",
@@ -203,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="agem", description="Continual learning with A-GEM.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_run(sub)
+    from agem.cli.sweep import add_parser as _add_sweep
+
+    _add_sweep(sub)
     from agem.cli.datasets import add_parser as _add_datasets
 
     _add_datasets(sub)
@@ -227,6 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agem.cli.compare import compare_from_args
 
             return compare_from_args(args)
+        if args.command == "sweep":
+            from agem.cli.sweep import sweep_from_args
+
+            return sweep_from_args(args)
         if args.command == "datasets":
             from agem.cli.datasets import datasets_from_args
 

@@ -34,6 +34,7 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": args.benchmark,
         "n_experiences": args.n_experiences or spec.default_experiences,
         "train_subset": getattr(args, "train_subset", None),
+        "experiences": getattr(args, "experiences", None),
         "data_dir": args.data_dir,
         "download": not args.no_download,
         "task_labels": args.task_labels,
@@ -106,6 +107,10 @@ def run(config: dict[str, Any], *, progress: bool | None = None) -> dict[str, An
         download=config["download"],
         train_subset=config.get("train_subset"),
     )
+    if config.get("experiences"):
+        from agem.benchmarks.ranges import parse_range, select_experiences
+
+        benchmark = select_experiences(benchmark, *parse_range(config["experiences"]))
     torch.manual_seed(config["seed"])  # the model's initial weights
     model = build_model(config["model"], benchmark, hidden_sizes=tuple(config["hidden_sizes"]))
     optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"])
