@@ -164,6 +164,7 @@ class RayEngine:
                 )
                 return True
             ray.init(
+                address="local",
                 num_cpus=self.workers,
                 include_dashboard=False,
                 runtime_env=runtime_env or None,
