@@ -12,6 +12,7 @@ leaves a run behind that a re-run would race.
 from __future__ import annotations
 
 import contextlib
+import logging
 import ctypes
 import os
 import signal
@@ -160,7 +161,7 @@ class RayEngine:
                     address=self.address,
                     runtime_env=runtime_env or None,
                     log_to_driver=False,
-                    logging_level="ERROR",
+                    logging_level=logging.ERROR,
                 )
                 return True
             ray.init(
@@ -169,7 +170,7 @@ class RayEngine:
                 include_dashboard=False,
                 runtime_env=runtime_env or None,
                 log_to_driver=False,
-                logging_level="ERROR",
+                logging_level=logging.ERROR,
             )
         except (ConnectionError, RuntimeError) as err:
             where = self.address or "a local instance"

@@ -171,9 +171,7 @@ def _varying(points: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
         keys += [k for k in values if k not in keys]
     missing = object()
     return tuple(
-        k
-        for k in keys
-        if len({json.dumps(v.get(k, missing), default=repr) for v in points}) > 1
+        k for k in keys if len({json.dumps(v.get(k, missing), default=repr) for v in points}) > 1
     )
 
 

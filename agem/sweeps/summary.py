@@ -129,8 +129,10 @@ def plot_summary(rows: Sequence[SummaryRow], path: Path) -> Path:
     fig = Figure(figsize=(max(6.0, 2.0 + 0.8 * len(rows)), 6.4), layout="constrained")
     FigureCanvasAgg(fig)
     x = np.arange(len(rows))
-    panels = (("A_T", "A_T: final average accuracy (higher is better)"),)
-    panels += (("F_T", "F_T: forgetting (lower is better)"),)
+    panels = (
+        ("A_T", "A_T: final average accuracy (higher is better)"),
+        ("F_T", "F_T: forgetting (lower is better)"),
+    )
     axes = fig.subplots(2, 1, sharex=True)
     for ax, (key, title) in zip(axes, panels, strict=True):
         means = [r.metrics[key][0] for r in rows]

@@ -25,9 +25,7 @@ from agem.sweeps.spec import SpecError, SweepSpec
 SELECTION = "selection"
 
 
-def choose(
-    protocol: Protocol, spec: SweepSpec, folder: Path
-) -> dict[str, dict[str, Any]]:
+def choose(protocol: Protocol, spec: SweepSpec, folder: Path) -> dict[str, dict[str, Any]]:
     """Each method's searched values with the best mean A_T over the complete runs."""
     choices: dict[str, dict[str, Any]] = {}
     for method in protocol.methods:
@@ -65,9 +63,10 @@ def run_protocol(
 ) -> SweepResult | None:
     """Both phases; None when the selection phase left runs unfinished."""
     selection_spec = protocol.selection_spec()
-    if not (out / "sweep.toml").is_file():  # refuse a foreign folder before any work
-        if out.exists() and any(p.name not in (SELECTION, "selection.json") for p in out.iterdir()):
-            raise SpecError(f"{out} exists and is not a sweep folder; use another --out folder")
+    allowed = (SELECTION, "selection.json")
+    foreign = out.exists() and any(p.name not in allowed for p in out.iterdir())
+    if foreign and not (out / "sweep.toml").is_file():  # refuse before any work
+        raise SpecError(f"{out} exists and is not a sweep folder; use another --out folder")
     print(
         f"{protocol.name}: selection on experiences 0:{protocol.selection}, "
         f"{len(selection_spec.jobs)} runs",
