@@ -1,4 +1,4 @@
-"""`python -m agem`: the same as the `agem` console script."""
+"""`python -m agem`: the command line."""
 
 from agem.cli.main import entry
 

@@ -20,6 +20,7 @@ State a plugin may read (and, where the hook allows, change):
 from __future__ import annotations
 
 import contextlib
+import copy
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -399,6 +400,7 @@ class BaseTemplate:
         names = {id(p): n for n, p in self.model.named_parameters()}
         groups = [[names.get(id(p), "") for p in g["params"]] for g in self.optimizer.param_groups]
         return {
+            "strategy": type(self).__name__,
             "model": self.model.state_dict(),
             "model_task_labels": heads,
             "optimizer_groups": groups,  # to rebuild groups added for new heads
@@ -413,22 +415,147 @@ class BaseTemplate:
             },
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned (same model, optimizer and plugins)."""
+    def check_state_dict(self, state: dict[str, Any]) -> None:
+        """Raise a ValueError if `state` does not fit this strategy; change nothing.
+
+        Checks the strategy class, the model's parameters and buffers (names, shapes,
+        dtypes; task heads the checkpoint grew included), the optimizer's groups, kind and
+        per-parameter state, the clock, the RNG states and every plugin's state (a plugin
+        with `check_state_dict` checks its own, e.g. A-GEM its memory's settings).
+        """
+        if not isinstance(state, dict):
+            raise ValueError(f"a checkpoint must be a dict, got {type(state).__name__}")
+        missing = [
+            k for k in ("model", "optimizer", "clock", "rng", "seed", "plugins") if k not in state
+        ]
+        if missing:
+            raise ValueError(f"checkpoint lacks {', '.join(missing)}")
+        kind = state.get("strategy")
+        if kind is not None and kind != type(self).__name__:
+            raise ValueError(f"checkpoint of a {kind} strategy, not of a {type(self).__name__}")
+        model = self._model_as_loaded(state)
+        expected = model.state_dict()
+        saved = state["model"]
+        if set(saved) != set(expected):
+            extra, lacking = sorted(set(saved) - set(expected)), sorted(set(expected) - set(saved))
+            raise ValueError(
+                f"checkpoint model differs: unexpected {extra[:3]}, missing {lacking[:3]}"
+            )
+        for name, tensor in expected.items():
+            other = saved[name]
+            if (
+                not isinstance(other, Tensor)
+                or other.shape != tensor.shape
+                or other.dtype != tensor.dtype
+            ):
+                shape = tuple(other.shape) if isinstance(other, Tensor) else type(other).__name__
+                raise ValueError(
+                    f"checkpoint model {name!r} has shape {shape}, this model {tuple(tensor.shape)}"
+                )
+        self._check_optimizer(state, model)
+        clock = state["clock"]
+        if not isinstance(clock, dict) or set(clock) != set(self.clock.state_dict()):
+            raise ValueError("checkpoint clock differs from this strategy's")
+        rng = state["rng"]
+        for key, current in (
+            ("generator", self.generator.get_state()),
+            ("torch", torch.get_rng_state()),
+        ):
+            value = rng.get(key) if isinstance(rng, dict) else None
+            if not isinstance(value, Tensor) or value.shape != current.shape:
+                raise ValueError(f"checkpoint RNG state {key!r} is missing or malformed")
+        plugins = state["plugins"]
+        keys = [
+            k
+            for k, p in zip(self._plugin_keys(), self.plugins, strict=True)
+            if hasattr(p, "state_dict")
+        ]
+        if not isinstance(plugins, dict) or sorted(plugins) != sorted(keys):
+            raise ValueError(f"checkpoint plugins {sorted(plugins)} differ from {sorted(keys)}")
+        for key, p in zip(self._plugin_keys(), self.plugins, strict=True):
+            if key in plugins and hasattr(p, "check_state_dict"):
+                p.check_state_dict(plugins[key])
+
+    def _model_as_loaded(self, state: dict[str, Any]) -> nn.Module:
+        """The model with the task heads `state` grew: a copy if any must be grown."""
+        heads = state.get("model_task_labels", {})
         modules = dict(self.model.named_modules())
-        new: list[nn.Parameter] = []
-        for name, tasks in state.get("model_task_labels", {}).items():
+        grow = False
+        for name, tasks in heads.items():
             module = modules.get(name)
             if not isinstance(module, MultiTaskModule):
                 raise ValueError(f"checkpoint has task heads for {name!r}, which this model lacks")
+            grow = grow or set(tasks) - set(getattr(module, "task_labels", tasks)) != set()
+        if not grow:
+            return self.model
+        with torch.random.fork_rng(devices=[]):  # new heads draw weights: keep the RNG as is
+            model = copy.deepcopy(self.model)
+            copies = dict(model.named_modules())
+            for name, tasks in heads.items():
+                module = copies[name]
+                assert isinstance(module, MultiTaskModule)
+                module.adaptation(tasks)
+        return model
+
+    def _check_optimizer(self, state: dict[str, Any], model: nn.Module) -> None:
+        saved = state["optimizer"]
+        groups = state.get("optimizer_groups", [])
+        if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list):
+            raise ValueError("checkpoint optimizer state is malformed")
+        current = self.optimizer.param_groups
+        if len(groups) != len(saved["param_groups"]) or len(groups) < len(current):
+            raise ValueError(
+                f"checkpoint optimizer has {len(saved['param_groups'])} parameter groups, "
+                f"this one {len(current)}"
+            )
+        params = dict(model.named_parameters())
+        shapes: list[torch.Size] = []
+        for i, group in enumerate(saved["param_groups"]):
+            names = groups[i]
+            if i < len(current):
+                if len(group.get("params", [])) != len(current[i]["params"]):
+                    raise ValueError(f"checkpoint optimizer group {i} has another size")
+                settings = set(current[i]) - {"params"}
+                if set(group) - {"params"} != settings:
+                    raise ValueError(
+                        "checkpoint optimizer is of another kind "
+                        f"(settings {sorted(set(group) - {'params'})}, here {sorted(settings)})"
+                    )
+                shapes.extend(p.shape for p in current[i]["params"])
+            else:
+                lacking = [n for n in names if n not in params]
+                if lacking:
+                    raise ValueError(
+                        f"checkpoint optimizer has parameters {lacking} this model lacks"
+                    )
+                shapes.extend(params[n].shape for n in names)
+        for index, per_param in saved.get("state", {}).items():
+            if not isinstance(index, int) or not 0 <= index < len(shapes):
+                raise ValueError(f"checkpoint optimizer state for unknown parameter {index!r}")
+            for key, value in per_param.items():
+                if isinstance(value, Tensor) and value.dim() > 0 and value.shape != shapes[index]:
+                    raise ValueError(
+                        f"checkpoint optimizer {key!r} of parameter {index} has shape "
+                        f"{tuple(value.shape)}, expected {tuple(shapes[index])}"
+                    )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (same model, optimizer and plugins).
+
+        Everything is checked first (`check_state_dict`): a checkpoint that does not fit
+        is refused before the model, optimizer, plugins or RNG change.
+        """
+        self.check_state_dict(state)
+        modules = dict(self.model.named_modules())
+        new: list[nn.Parameter] = []
+        for name, tasks in state.get("model_task_labels", {}).items():
+            module = modules[name]
+            assert isinstance(module, MultiTaskModule)
             new.extend(module.adaptation(tasks))
         if new:
             self.model.to(self.device)
         params = dict(self.model.named_parameters())
         for names in state.get("optimizer_groups", [])[len(self.optimizer.param_groups) :]:
-            missing = [n for n in names if n not in params]
-            if missing:
-                raise ValueError(f"checkpoint optimizer has parameters {missing} this model lacks")
             self.optimizer.add_param_group({"params": [params[n] for n in names]})
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -437,13 +564,6 @@ class BaseTemplate:
         torch.set_rng_state(state["rng"]["torch"])
         self.seed = state["seed"]
         plugins = state["plugins"]
-        keys = [
-            k
-            for k, p in zip(self._plugin_keys(), self.plugins, strict=True)
-            if hasattr(p, "state_dict")
-        ]
-        if sorted(plugins) != sorted(keys):
-            raise ValueError(f"checkpoint plugins {sorted(plugins)} differ from {sorted(keys)}")
         for key, p in zip(self._plugin_keys(), self.plugins, strict=True):
             if key in plugins:
                 p.load_state_dict(plugins[key])

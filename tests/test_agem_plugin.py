@@ -238,9 +238,9 @@ def test_cli_run_agem_on_embedded_data(sampling: str, tmp_path: Path) -> None:
     assert code == 0
     config = json.loads((out / "config.json").read_text())
     assert config["strategy"] == "agem"
-    assert config["strategy_options"]["patterns_per_experience"] == 20
-    assert config["strategy_options"]["sample_size"] == 32
-    assert config["strategy_options"]["sampling"] == sampling
+    assert config["patterns_per_experience"] == 20
+    assert config["sample_size"] == 32
+    assert config["sampling"] == sampling
     results = json.loads((out / "results.json").read_text())
     assert len(results["accuracy_matrix"]) == 2
     assert 0.0 <= results["A_T"] <= 1.0

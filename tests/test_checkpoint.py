@@ -142,3 +142,89 @@ def test_load_rejects_a_mismatched_strategy() -> None:
     plain = _strategy(lambda: MLP(6, (8,), 3), lambda p: torch.optim.SGD(p, lr=0.1), 0)
     with pytest.raises(ValueError, match="task heads for 'classifier'"):
         plain.load_state_dict(state)
+
+
+def _agem(ppe: int, seed: int = 0) -> agem.AGEM:
+    torch.manual_seed(seed)
+    model = MLP(6, (8,), 3)
+    return agem.AGEM(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        patterns_per_experience=ppe,
+        sample_size=4,
+        train_mb_size=4,
+        seed=seed,
+    )
+
+
+def _snapshot(strategy: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    params = {k: v.detach().clone() for k, v in strategy.model.state_dict().items()}
+    return params, torch.get_rng_state(), strategy.generator.get_state()
+
+
+def _unchanged(strategy: Any, before: tuple[Any, ...]) -> None:
+    params, rng, gen = before
+    for k, v in strategy.model.state_dict().items():
+        assert torch.equal(v, params[k]), k
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert torch.equal(strategy.generator.get_state(), gen)
+
+
+def test_an_agem_checkpoint_is_refused_by_replay_before_anything_changes() -> None:
+    bm = _bm(task_labels=False)
+    source = _agem(10)
+    source.train(bm.train_stream[0])
+    state = _roundtrip(source.state_dict())
+    torch.manual_seed(7)
+    model = MLP(6, (8,), 3)
+    replay = agem.Replay(model, torch.optim.SGD(model.parameters(), lr=0.1), mem_size=10)
+    before = _snapshot(replay)
+    with pytest.raises(ValueError, match="AGEM strategy, not of a Replay"):
+        replay.load_state_dict(state)
+    _unchanged(replay, before)
+
+
+def test_an_agem_memory_of_another_size_is_refused_before_anything_changes() -> None:
+    bm = _bm(task_labels=False)
+    source = _agem(100)  # stores every pattern of the 10-pattern experiences
+    source.train(bm.train_stream[0])
+    source.train(bm.train_stream[1])
+    state = _roundtrip(source.state_dict())
+    target = _agem(5, seed=3)
+    before = _snapshot(target)
+    with pytest.raises(ValueError, match="patterns_per_experience=100"):
+        target.load_state_dict(state)
+    _unchanged(target, before)
+    assert target.agem_plugin.memory_x is None
+    # without the recorded settings, the memory sizes alone give it away
+    del state["plugins"][next(k for k in state["plugins"] if "AGEMPlugin" in k)]["settings"]
+    with pytest.raises(ValueError, match="holds up to 10 patterns per experience"):
+        target.load_state_dict(state)
+    _unchanged(target, before)
+
+
+def test_an_optimizer_of_another_kind_is_refused_before_anything_changes() -> None:
+    bm = _bm(task_labels=False)
+    source = _strategy(lambda: MLP(6, (8,), 3), lambda p: torch.optim.Adam(p, lr=0.01), 0)
+    source.train(bm.train_stream[0])
+    state = _roundtrip(source.state_dict())
+    target = _strategy(lambda: MLP(6, (8,), 3), lambda p: torch.optim.SGD(p, lr=0.1), 5)
+    before = _snapshot(target)
+    with pytest.raises(ValueError, match="optimizer is of another kind"):
+        target.load_state_dict(state)
+    _unchanged(target, before)
+
+
+def test_a_model_of_another_shape_is_refused_before_heads_grow() -> None:
+    bm = _bm(task_labels=True)
+    source = _strategy(lambda: MultiHeadMLP(6, (8,), 3), lambda p: torch.optim.SGD(p, lr=0.1), 0)
+    source.train(bm.train_stream[0])
+    source.train(bm.train_stream[1])
+    state = _roundtrip(source.state_dict())
+    target = _strategy(lambda: MultiHeadMLP(6, (16,), 3), lambda p: torch.optim.SGD(p, lr=0.1), 0)
+    before = _snapshot(target)
+    with pytest.raises(ValueError, match="has shape"):
+        target.load_state_dict(state)
+    _unchanged(target, before)
+    assert target.model.classifier.task_labels == [0]
+    assert len(target.optimizer.param_groups) == 1

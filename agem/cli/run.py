@@ -1,69 +1,214 @@
-"""`agem run`: train one strategy on one benchmark and write a run folder."""
+"""`agem run`: parse the flags into a `RunConfig` and hand it to `agem.runs.execute.run`.
+
+Every run setting is one flag, named after its `RunConfig` field. The flags have no
+argparse defaults (`argparse.SUPPRESS`): only the flags actually given override the base
+config, which is `RunConfig()` or the file named by `--config`. The defaults shown in
+`--help` are read from `RunConfig`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from agem.cli.factory import build_model, build_strategy
-
-STRATEGY_OPTIONS = (
-    "patterns_per_experience",
-    "sample_size",
-    "sampling",
-    "memory_strength",
-    "mem_size",
-    "ewc_lambda",
-    "ewc_mode",
-    "decay_factor",
+from agem.runs.config import (
+    EWC_MODES,
+    MODELS,
+    OPTIMIZERS,
+    SAMPLINGS,
+    STRATEGIES,
+    RunConfig,
+    flag,
 )
 
+# field -> (group, help); the order is that of `agem run --help`
+_HELP: dict[str, tuple[str, str]] = {
+    "benchmark": ("run", "benchmark to run"),
+    "n_experiences": ("run", "number of experiences (default: the benchmark's)"),
+    "train_subset": (
+        "run",
+        "permuted/rotated benchmarks: training samples kept per experience "
+        "(the A-GEM paper's MNIST protocol uses 10000; default: all of them)",
+    ),
+    "experiences": (
+        "run",
+        "train and evaluate on this range START:STOP of the benchmark's experiences only, "
+        "renumbered from 0: 0:3 to choose hyperparameters, 3:20 to report (default: all)",
+    ),
+    "data_dir": (
+        "run",
+        "folder holding the dataset files; only this folder is searched "
+        "(default: $AGEM_DATA, else ~/.cache/agem, then system folders)",
+    ),
+    "download": ("run", "never download datasets (default: download when missing)"),
+    "task_labels": (
+        "run",
+        "split benchmarks: one task label and head per experience (default: one head)",
+    ),
+    "strategy": ("run", "continual-learning method"),
+    "model": ("run", "network"),
+    "hidden_sizes": ("run", "MLP hidden layer sizes, comma-separated"),
+    "epochs": ("run", "epochs per experience"),
+    "lr": ("run", "learning rate"),
+    "optimizer": ("run", "optimizer"),
+    "momentum": ("run", "SGD momentum"),
+    "weight_decay": ("run", "L2 weight decay (AdamW: decoupled)"),
+    "batch_size": ("run", "training minibatch size"),
+    "eval_batch_size": ("run", "evaluation minibatch size"),
+    "seed": ("run", "random seed (0 to 2**32-1)"),
+    "device": ("run", "torch device, e.g. cpu, cuda, cuda:1"),
+    "threads": ("run", "torch CPU threads (default: torch's choice)"),
+    "checkpoint": (
+        "run",
+        "do not write a checkpoint after each experience, so the run cannot be resumed "
+        "(default: a checkpoint after each experience)",
+    ),
+    "lca_beta": ("evaluation and logging", "minibatches in the LCA learning curve"),
+    "lca_test_size": (
+        "evaluation and logging",
+        "test samples per LCA evaluation (0: the whole test set)",
+    ),
+    "log_every": (
+        "evaluation and logging",
+        "training-loss points in metrics.csv / TensorBoard every N iterations",
+    ),
+    "patterns_per_experience": ("agem / gem", "episodic memory patterns stored per experience"),
+    "sample_size": ("agem / gem", "A-GEM: memory patterns per reference gradient"),
+    "sampling": ("agem / gem", "A-GEM: memory sampling (uniform is the paper's)"),
+    "memory_strength": ("agem / gem", "GEM: margin added to the projection"),
+    "mem_size": ("replay", "replay buffer size"),
+    "ewc_lambda": ("ewc", "EWC penalty weight (with SGD lr 0.1, 100 diverges)"),
+    "ewc_mode": ("ewc", "EWC mode"),
+    "decay_factor": ("ewc", "EWC online mode: Fisher decay"),
+}
 
-def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Every option of the run, with defaults filled in (written as config.json)."""
-    from agem.benchmarks.registry import get
-
-    spec = get(args.benchmark)
-    out = args.out or f"runs/{args.benchmark}-{args.strategy}-seed{args.seed}"
-    return {
-        "benchmark": args.benchmark,
-        "n_experiences": args.n_experiences or spec.default_experiences,
-        "train_subset": getattr(args, "train_subset", None),
-        "experiences": getattr(args, "experiences", None),
-        "data_dir": args.data_dir,
-        "download": not args.no_download,
-        "task_labels": args.task_labels,
-        "strategy": args.strategy,
-        "model": args.model,
-        "hidden_sizes": list(args.hidden_sizes),
-        "epochs": args.epochs,
-        "lr": args.lr,
-        "batch_size": args.batch_size,
-        "eval_batch_size": args.eval_batch_size,
-        "seed": args.seed,
-        "device": args.device,
-        "threads": args.threads,
-        "out": str(out),
-        "strategy_options": {k: getattr(args, k) for k in STRATEGY_OPTIONS},
-        "lca_beta": None if getattr(args, "no_lca", False) else getattr(args, "lca_beta", 10),
-        "lca_test_size": getattr(args, "lca_test_size", 500),
-        "log_every": getattr(args, "log_every", 10),
-    }
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "strategy": STRATEGIES,
+    "model": MODELS,
+    "optimizer": OPTIMIZERS,
+    "sampling": SAMPLINGS,
+    "ewc_mode": EWC_MODES,
+}
+_SWITCHES = {"download": False, "checkpoint": False, "task_labels": True}
 
 
-def _device(name: str) -> torch.device:
+def _integer(text: str) -> int:
+    """An integer; also written like 1e6 when that is a whole number."""
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r} (try cpu or cuda)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
-    return device
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not math.isfinite(value) or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(_integer(s) for s in text.split(",") if s.strip())
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 256,256, got {text!r}") from None
+
+
+_TYPES: dict[str, Any] = {"int": _integer, "float": _number}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    """Add `agem run` and one flag per `RunConfig` field."""
+    from agem.benchmarks.registry import BENCHMARKS
+
+    p = sub.add_parser(
+        "run",
+        help="train and evaluate one strategy on one benchmark",
+        description="Train and evaluate one strategy on one benchmark; write a run folder. "
+        "Exit status: 0 complete, 2 usage or environment error, 3 diverged, "
+        "130/143 interrupted (resume with --resume DIR).",
+    )
+    folder = p.add_argument_group("run folder")
+    folder.add_argument(
+        "--out",
+        default=None,
+        help="run folder (default: runs/<benchmark>-<strategy>-seed<seed>); must be new or empty",
+    )
+    folder.add_argument(
+        "--overwrite", action="store_true", help="clear a non-empty --out folder first"
+    )
+    folder.add_argument(
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="continue the run in DIR from its last checkpoint, with DIR's config.json "
+        "(only --threads may be given beside it)",
+    )
+    folder.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="start from the settings in FILE (a run folder's config.json); "
+        "flags given beside it override them",
+    )
+    defaults = RunConfig()
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for name, (group_name, text) in _HELP.items():
+        group = groups.get(group_name)
+        if group is None:
+            group = groups[group_name] = p.add_argument_group(group_name)
+        default = getattr(defaults, name)
+        kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS}
+        if name in _SWITCHES:
+            kwargs.update(action="store_const", const=_SWITCHES[name], help=text)
+        else:
+            kwargs["help"] = text if "default:" in text else f"{text} (default: {_show(default)})"
+            if name == "hidden_sizes":
+                kwargs["type"] = _sizes
+            elif name == "benchmark":
+                kwargs["choices"] = sorted(BENCHMARKS)
+            elif name in _CHOICES:
+                kwargs["choices"] = _CHOICES[name]
+            else:
+                kind = fields[name].type
+                kind = str(kind).split("|")[0].strip()
+                kwargs["type"] = _TYPES.get(kind, str)
+        group.add_argument(flag(name), **kwargs)
+        if name == "lca_beta":
+            group.add_argument(
+                "--no-lca",
+                dest="lca_beta",
+                action="store_const",
+                const=None,
+                default=argparse.SUPPRESS,
+                help="do not record LCA curves (default: record them)",
+            )
+    p.set_defaults(command="run")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The `RunConfig` the flags describe: the base (`--config` FILE or the defaults) with
+    every flag given on the command line applied on top, then resolved."""
+    base = RunConfig.from_file(args.config) if args.config else RunConfig()
+    given = {name: getattr(args, name) for name in RunConfig.field_names() if hasattr(args, name)}
+    return dataclasses.replace(base, **given).resolved()
 
 
 def format_matrix(matrix: list[list[float]]) -> str:
@@ -75,109 +220,63 @@ def format_matrix(matrix: list[list[float]]) -> str:
     return "\n".join([head, *rows])
 
 
-def run(config: dict[str, Any], *, progress: bool | None = None) -> dict[str, Any]:
-    """Train and evaluate as `config` says and write the run folder `config["out"]`.
-
-    The folder gets config.json, results.json (accuracy matrix, every metric, timing and
-    peak memory), metrics.csv, TensorBoard events and PNG plots. The test stream is
-    evaluated before training (b_j) and after every experience; LCA curves are recorded
-    on at most `lca_test_size` test samples. `progress` forces progress bars on or off
-    (default: on when stderr is a terminal). Returns the results written.
-    """
-    from agem.benchmarks.registry import get
-    from agem.plugins.evaluation import EvaluationPlugin
-    from agem.plugins.loggers import (
-        ConsoleLogger,
-        CSVLogger,
-        JSONResultsWriter,
-        TensorBoardLogger,
-    )
-    from agem.reporting.plots import write_run_plots
-
-    device = _device(config["device"])
-    if config["threads"]:
-        torch.set_num_threads(config["threads"])
-    spec = get(config["benchmark"])
-    data_dir = Path(config["data_dir"]) if config["data_dir"] else None
-    benchmark = spec.build(
-        n_experiences=config["n_experiences"],
-        seed=config["seed"],
-        task_labels=config["task_labels"],
-        data_dir=data_dir,
-        download=config["download"],
-        train_subset=config.get("train_subset"),
-    )
-    if config.get("experiences"):
-        from agem.benchmarks.ranges import parse_range, select_experiences
-
-        benchmark = select_experiences(benchmark, *parse_range(config["experiences"]))
-    torch.manual_seed(config["seed"])  # the model's initial weights
-    model = build_model(config["model"], benchmark, hidden_sizes=tuple(config["hidden_sizes"]))
-    optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"])
-    out = Path(config["out"])
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    except OSError as err:
-        raise ValueError(f"cannot write the run folder {out}: {err.strerror or err}") from None
-
-    lca_size = config.get("lca_test_size", 500)
-    evaluator = EvaluationPlugin(
-        eval_stream=benchmark.test_stream,
-        eval_every="experience",
-        lca_beta=config.get("lca_beta", 10),
-        lca_test_size=lca_size or None,  # 0: the whole test set
-    )
-    every = config.get("log_every", 10)
-    results_writer = JSONResultsWriter(
-        out / "results.json",
-        extra={
-            "strategy": config["strategy"],
-            "benchmark": config["benchmark"],
-            "n_experiences": config["n_experiences"],
-            "seed": config["seed"],
-        },
-    )
-    tensorboard = TensorBoardLogger(out, every=every)
-    loggers = [
-        ConsoleLogger(interactive=progress),
-        CSVLogger(out / "metrics.csv", every=every),
-        tensorboard,
-        results_writer,
-    ]
-    common = {
-        "train_mb_size": config["batch_size"],
-        "train_epochs": config["epochs"],
-        "eval_mb_size": config["eval_batch_size"],
-        "device": device,
-        "seed": config["seed"],
-        "plugins": loggers,
-        "evaluator": evaluator,
-    }
-    strategy = build_strategy(
-        config["strategy"], model, optimizer, config["strategy_options"], common
-    )
-    start = time.perf_counter()
-    try:
-        strategy.train(benchmark.train_stream)
-    finally:
-        tensorboard.close()
-    results_writer.extra["total_seconds"] = time.perf_counter() - start
-    results = results_writer.write(strategy)
-    write_run_plots(results, out)
-    return results
-
-
-def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    config = resolve_config(args)
-    results = run(config)
+def print_results(results: dict[str, Any], out: Path) -> None:
+    """The accuracy matrix, the metrics, the time and the run folder, on stdout."""
     print(format_matrix(results["accuracy_matrix"]))
-    lca = config.get("lca_beta")
-    keys = ("A_T", "F_T", "BWT", "FWT", *([f"LCA_{lca}"] if lca is not None else []))
+    beta = results.get("lca_beta")
+    keys = ("A_T", "F_T", "BWT", "FWT", *([f"LCA_{beta}"] if beta is not None else []))
     metrics = "  ".join(f"{k}={results[k]:.4f}" for k in keys if results.get(k) is not None)
     print(metrics)
     rss = results.get("peak_rss_bytes")
     memory = f", peak memory {rss / 2**20:.0f} MiB" if rss else ""
     print(f"training {results['train_seconds']:.1f} s{memory}")
-    print(f"run folder: {config['out']}")
-    return results
+    print(f"run folder: {out}")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run (or resume) as the flags say; print the results; return the exit status."""
+    from agem.runs.execute import run
+
+    if args.resume is not None:
+        given = [flag(n) for n in RunConfig.field_names() if hasattr(args, n) and n != "threads"]
+        extra = [*given, *(["--config"] if args.config else []), *(["--out"] if args.out else [])]
+        if extra or args.overwrite:
+            others = ", ".join(extra + (["--overwrite"] if args.overwrite else []))
+            raise ValueError(
+                f"--resume continues with the folder's own config.json; "
+                f"only --threads may be given beside it (got {others})"
+            )
+        out = Path(args.resume)
+        if not out.is_dir():
+            raise ValueError(f"--resume {out}: no such run folder")
+        if not (out / "config.json").is_file():
+            raise ValueError(
+                f"{out} is not a run folder (it has no config.json): nothing to resume"
+            )
+        saved = RunConfig.from_file(out / "config.json")
+        config = dataclasses.replace(saved, threads=getattr(args, "threads", saved.threads))
+        results = run(config, out, resume=True)
+    else:
+        config = config_from_args(args)
+        out = Path(args.out or f"runs/{config.benchmark}-{config.strategy}-seed{config.seed}")
+        results = run(config, out, overwrite=args.overwrite)
+    print_results(results, out)
+    return 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`run_from_args`, with a run that stops early reported in one line and its exit
+    status: 3 when training diverged, 130/143 when SIGINT/SIGTERM interrupted it."""
+    import sys
+
+    from agem.runs.execute import RunInterrupted, TrainingDiverged
+
+    try:
+        return run_from_args(args)
+    except TrainingDiverged as err:
+        print(f"agem: {err} (status diverged)", file=sys.stderr)
+        return 3
+    except RunInterrupted as err:
+        hint = f"; continue with: agem run --resume {err.out}" if err.out else " before training"
+        print(f"agem: {err}{hint}", file=sys.stderr)
+        return err.exit_status

@@ -148,19 +148,23 @@ def get_source(key: str) -> DatasetSource:
         raise ValueError(f"unknown dataset {key!r}; known datasets: {known}") from None
 
 
-def search_dirs(key: str, root: str | Path | None = None) -> list[Path]:
-    """The folders searched for dataset `key`, in order."""
+def search_dirs(
+    key: str, root: str | Path | None = None, *, system_dirs: bool = True
+) -> list[Path]:
+    """The folders searched for dataset `key`, in order (without the system folders such
+    as /usr/share/datasets when `system_dirs` is False)."""
     source = get_source(key)
     base = data_root(root)
     dirs = [base / f for f in source.folders] + [base]
-    dirs += [Path(d).expanduser() for d in source.system_dirs]
+    if system_dirs:
+        dirs += [Path(d).expanduser() for d in source.system_dirs]
     return list(dict.fromkeys(dirs))
 
 
-def locate(key: str, root: str | Path | None = None) -> Path | None:
+def locate(key: str, root: str | Path | None = None, *, system_dirs: bool = True) -> Path | None:
     """Where dataset `key` is on disk (a folder, or CIFAR's archive), or None. No network."""
     source = get_source(key)
-    for directory in search_dirs(key, root):
+    for directory in search_dirs(key, root, system_dirs=system_dirs):
         found = source.find_in(directory)
         if found is not None:
             return found
@@ -191,28 +195,34 @@ def fetch(
     root: str | Path | None = None,
     download: bool = True,
     progress: bool = True,
+    system_dirs: bool = True,
 ) -> Path:
     """Where dataset `key` is on disk, downloading it into `<root>/<key>` if needed.
 
     Raises `DatasetNotFoundError` (a `FileNotFoundError`) naming the expected files,
     the folders searched and how to get them, when the files are missing and
-    `download` is False or the download fails.
+    `download` is False or the download fails. `system_dirs=False` searches only under
+    the data root (no system folders).
     """
     source = get_source(key)
-    found = locate(key, root)
+    found = locate(key, root, system_dirs=system_dirs)
     if found is not None:
         return found
-    dirs = search_dirs(key, root)
+    dirs = search_dirs(key, root, system_dirs=system_dirs)
     target = data_root(root) / source.folders[0]
     if not download:
         reason = "Downloading is disabled (download=False / --no-download)"
         raise DatasetNotFoundError(_missing(source, dirs, target, reason, offered=False))
+    created = [d for d in (target, *target.parents) if not d.exists()]  # deepest first
     try:
         for f in source.files:
             if _idx_file(target, f.name) is None:
                 urls = [m + f.name for m in source.mirrors]
                 download_first(urls, target / f.name, md5=f.md5, sha256=f.sha256, progress=progress)
-    except (DatasetError, OSError) as err:
+    except BaseException as err:
+        _remove_empty(created)  # a failed download leaves no empty folders behind
+        if not isinstance(err, (DatasetError, OSError)):
+            raise
         raise DatasetNotFoundError(
             _missing(source, dirs, target, f"Download failed: {err}", offered=True)
         ) from err
@@ -222,6 +232,15 @@ def fetch(
             _missing(source, dirs, target, "Download incomplete", offered=True)
         )
     return found
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each of `folders` (deepest first) that is empty; keep the others."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _read_idx_pair(
@@ -246,6 +265,8 @@ def _read_idx_pair(
         raise DatasetError(
             f"{lbl_path}: expected uint8 labels [n], found {y.dtype} {list(y.shape)}"
         )
+    if x.shape[0] == 0:
+        raise DatasetError(f"{img_path} holds no samples (an IDX file with 0 images)")
     if y.shape[0] != x.shape[0]:
         raise DatasetError(
             f"{img_path} has {x.shape[0]} images but {lbl_path} has {y.shape[0]} labels"

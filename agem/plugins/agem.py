@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from agem.plugins.base import Plugin
+from agem.plugins.base import Plugin, check_settings
 from agem.plugins.memory import BatchNorm, KeepBatchNormStats, batchnorm_modules, load_patterns
 
 if TYPE_CHECKING:
@@ -359,6 +359,7 @@ class AGEMPlugin(Plugin):
             return t.cpu() if t is not None else None
 
         return {
+            "settings": self._settings(),
             "seed": self._seed,
             "memory_x": cpu(self.memory_x),
             "memory_y": cpu(self.memory_y),
@@ -372,8 +373,32 @@ class AGEMPlugin(Plugin):
             "rotation": self._rotation,
         }
 
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "patterns_per_experience": self.patterns_per_experience,
+            "sample_size": self.sample_size,
+            "sampling": self.sampling,
+        }
+
+    def check_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuse a memory saved with other settings, or one larger than they allow."""
+        check_settings("A-GEM", state.get("settings"), self._settings())
+        sizes = state.get("experience_sizes")
+        memory_x = state.get("memory_x")
+        if not isinstance(sizes, list) or not all(isinstance(k, int) for k in sizes):
+            raise ValueError("checkpoint A-GEM memory sizes are malformed")
+        if any(k > self.patterns_per_experience for k in sizes):
+            raise ValueError(
+                f"checkpoint A-GEM memory holds up to {max(sizes)} patterns per experience; "
+                f"this plugin stores {self.patterns_per_experience}"
+            )
+        rows = 0 if memory_x is None else int(memory_x.shape[0])
+        if rows != sum(sizes):
+            raise ValueError(f"checkpoint A-GEM memory has {rows} patterns, sizes say {sum(sizes)}")
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()`; the memory moves to the training device when used."""
+        self.check_state_dict(state)
         self._seed = state["seed"]
         self.memory_x, self.memory_y, self.memory_t = (
             state["memory_x"],

@@ -41,6 +41,13 @@ class Plugin:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
 
+    def check_state_dict(self, state: dict[str, Any]) -> None:
+        """Raise a ValueError if `state` does not fit this plugin; change nothing.
+
+        Called before any part of a checkpoint is loaded, so that a checkpoint of another
+        configuration is refused while everything is still as it was.
+        """
+
     # ---- training -------------------------------------------------------------
     def before_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         """Called once at the start of `train()`."""
@@ -140,3 +147,18 @@ def _check_hook_names(plugin_cls: type) -> None:
 def sort_plugins(plugins: list[Any]) -> list[Any]:
     """Plugins in ascending `order`; ties keep the given order (a stable sort)."""
     return sorted(plugins, key=lambda p: getattr(p, "order", 0))
+
+
+def check_settings(plugin: str, saved: Any, current: dict[str, Any]) -> None:
+    """Raise a ValueError naming the first setting where a checkpoint's `saved` settings
+    differ from the plugin's `current` ones (checkpoints without settings pass)."""
+    if saved is None:
+        return
+    if not isinstance(saved, dict):
+        raise ValueError(f"checkpoint {plugin} settings are malformed")
+    for key, value in current.items():
+        if key in saved and saved[key] != value:
+            raise ValueError(
+                f"checkpoint {plugin} state was made with {key}={saved[key]!r}; "
+                f"this {plugin} has {key}={value!r}"
+            )

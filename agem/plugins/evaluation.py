@@ -44,7 +44,7 @@ from torch.utils.data import Dataset, Subset
 from agem import metrics
 from agem.benchmarks.streams import Experience, as_tensor_dataset
 from agem.models.multitask import MultiTaskModule
-from agem.plugins.base import Plugin
+from agem.plugins.base import Plugin, check_settings
 
 if TYPE_CHECKING:
     from agem.template import BaseTemplate
@@ -495,8 +495,21 @@ class EvaluationPlugin(Plugin):
         out["evaluations"] = copy.deepcopy(self.evaluations)
         return out
 
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "lca_beta": self.lca_beta,
+            "lca_test_size": self.lca_test_size,
+        }
+
+    def check_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuse records made with other evaluation settings."""
+        check_settings("evaluator", state.get("settings"), self._settings())
+        if not isinstance(state.get("matrix"), dict):
+            raise ValueError("checkpoint evaluator records are malformed")
+
     def state_dict(self) -> dict[str, Any]:
         return {
+            "settings": self._settings(),
             "matrix": {i: dict(r) for i, r in self.matrix.items()},
             "initial_accuracies": dict(self.initial_accuracies),
             "lca_curves": {k: list(c) for k, c in self.lca_curves.items()},
@@ -510,6 +523,7 @@ class EvaluationPlugin(Plugin):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.check_state_dict(state)
         self.matrix = {
             int(i): {int(j): float(v) for j, v in r.items()} for i, r in state["matrix"].items()
         }

@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 
 from agem.batching import batches
 from agem.models.multitask import MultiTaskModule
-from agem.plugins.base import Plugin
+from agem.plugins.base import Plugin, check_settings
 
 if TYPE_CHECKING:
     from agem.template import BaseTemplate
@@ -389,11 +389,22 @@ class EWCPlugin(Plugin):
     # ---- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
+            "settings": self._settings(),
             "terms": {
                 k: ({n: v.cpu() for n, v in f.items()}, {n: v.cpu() for n, v in a.items()})
                 for k, (f, a) in self.terms.items()
-            }
+            },
         }
 
+    def _settings(self) -> dict[str, Any]:
+        return {"ewc_lambda": self.ewc_lambda, "mode": self.mode, "decay_factor": self.decay_factor}
+
+    def check_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuse terms saved with other settings."""
+        check_settings("EWC", state.get("settings"), self._settings())
+        if not isinstance(state.get("terms"), dict):
+            raise ValueError("checkpoint EWC terms are malformed")
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.check_state_dict(state)
         self.terms = {int(k): (dict(f), dict(a)) for k, (f, a) in state["terms"].items()}

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from agem.plugins.base import Plugin
+from agem.plugins.base import Plugin, check_settings
 from agem.plugins.memory import KeepBatchNormStats, batchnorm_modules, load_patterns
 
 if TYPE_CHECKING:
@@ -217,12 +217,33 @@ class GEMPlugin(Plugin):
     # ---- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
+            "settings": self._settings(),
             "memories": {k: tuple(v.cpu() for v in m) for k, m in self.memories.items()},
             "generator": self._generator.get_state() if self._generator else None,
             "n_solves": self.n_solves,
         }
 
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "patterns_per_experience": self.patterns_per_experience,
+            "memory_strength": self.memory_strength,
+        }
+
+    def check_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuse memories saved with other settings, or larger than they allow."""
+        check_settings("GEM", state.get("settings"), self._settings())
+        memories = state.get("memories")
+        if not isinstance(memories, dict):
+            raise ValueError("checkpoint GEM memories are malformed")
+        for k, m in memories.items():
+            if int(m[0].shape[0]) > self.patterns_per_experience:
+                raise ValueError(
+                    f"checkpoint GEM memory of experience {k} holds {int(m[0].shape[0])} "
+                    f"patterns; this plugin stores {self.patterns_per_experience}"
+                )
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.check_state_dict(state)
         self.memories = {int(k): (m[0], m[1], m[2]) for k, m in state["memories"].items()}
         self._generator = None
         if state["generator"] is not None:

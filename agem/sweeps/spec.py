@@ -3,8 +3,8 @@
 A spec has a `[base]` table (any `agem run` option, long name with '_' for '-') and a
 `[grid]` table of lists whose cartesian product is run; `[[grid]]` (an array of tables)
 runs the union of several such products, for options that only make sense together.
-Every run is checked with the real `agem run` parser before anything runs, so that the
-sweep knows no option names of its own: an unknown option, a wrong type or an empty grid
+Every run is checked with the real `agem run` parser and `RunConfig` before anything
+runs, so that the sweep knows no option names of its own: an unknown option, a wrong type or an empty grid
 is a `SpecError` with one line.
 """
 
@@ -140,14 +140,18 @@ def _argv_for(key: str, value: Any, options: Mapping[str, _Option], where: str) 
 
 
 def _check_argv(argv: list[str], name: str) -> None:
-    """Parse `agem run <argv>` with the real parser; its complaint becomes a SpecError."""
+    """Parse `agem run <argv>` with the real parser and build its `RunConfig` (which
+    checks every value); the complaint becomes a SpecError."""
     from agem.cli.main import UsageError, build_parser
+    from agem.cli.run import config_from_args
 
     try:
-        build_parser().parse_args(["run", *argv])
+        config_from_args(build_parser().parse_args(["run", *argv]))
     except UsageError as err:
         message = str(err).removeprefix("agem run: ")
         raise SpecError(f"run {name}: {message}") from None
+    except ValueError as err:
+        raise SpecError(f"run {name}: {err}") from None
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")

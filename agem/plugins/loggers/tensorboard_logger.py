@@ -21,7 +21,7 @@ class TensorBoardLogger(Logger):
     plotted over training time), `metrics/<name>` (A_T, F_T, ...; step: experiences
     trained), `lca/exp{k}` (step: minibatches into experience k) and
     `time/train_seconds` (step: experience). Events are flushed after each experience and
-    evaluation; call `close()` when done.
+    evaluation; call `close()` when done. The event file is created with the first scalar.
     """
 
     def __init__(self, log_dir: str | Path, *, every: int = 1, flush_every: int = 100) -> None:
@@ -33,7 +33,15 @@ class TensorBoardLogger(Logger):
                 "TensorBoardLogger needs the tensorboard package (pip install tensorboard)"
             ) from err
         self.log_dir = Path(log_dir)
-        self.writer = SummaryWriter(log_dir=str(self.log_dir))
+        self._writer_class = SummaryWriter
+        self._writer: Any = None
+
+    @property
+    def writer(self) -> Any:
+        """The `SummaryWriter`, made (and its event file created) on first use."""
+        if self._writer is None:
+            self._writer = self._writer_class(log_dir=str(self.log_dir))
+        return self._writer
 
     def log_losses(self, strategy: BaseTemplate, points: list[LossPoint]) -> None:
         for p in points:
@@ -67,8 +75,14 @@ class TensorBoardLogger(Logger):
         self.writer.flush()
 
     def after_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
-        self.writer.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every scalar logged so far to the event file."""
+        if self._writer is not None:
+            self._writer.flush()
 
     def close(self) -> None:
         """Flush and close the event file."""
-        self.writer.close()
+        if self._writer is not None:
+            self._writer.close()

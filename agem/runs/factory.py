@@ -1,4 +1,4 @@
-"""Build a model and a strategy from command-line options."""
+"""Build the model, optimizer and strategy of a run from its `RunConfig`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import torch
 from torch import nn
 
 from agem.benchmarks.streams import Benchmark
+from agem.runs.config import MODELS, STRATEGIES, RunConfig
 from agem.template import BaseTemplate
-
-STRATEGIES = ("naive", "agem", "gem", "replay", "ewc", "cumulative")
-MODELS = ("mlp", "resnet18")
 
 
 def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...]) -> nn.Module:
@@ -42,6 +40,20 @@ def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...
             raise ValueError("resnet18 is not available in this version")
         return resnet(n_out, in_channels=int(x.shape[0]), multihead=benchmark.task_labels)
     raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+
+
+def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer `config` names (SGD, Adam or AdamW) over the model's parameters."""
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}")
 
 
 def build_strategy(

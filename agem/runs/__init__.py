@@ -1,0 +1,1 @@
+"""One run folder: its settings, lifecycle, checkpoints and execution."""

@@ -1,0 +1,73 @@
+"""Refuse, before anything is allocated, sizes that cannot fit in this machine's memory.
+
+Estimates (float32 inputs, parameters and their gradient and optimizer buffers) of what
+the run's largest pieces will hold: the replay buffer, the episodic memory of A-GEM/GEM,
+and the model. A setting whose piece alone exceeds the memory available fails with one
+line naming the flag.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+from agem.benchmarks.streams import Benchmark
+from agem.runs.config import RunConfig, flag
+
+FLOAT = 4
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def estimates(config: RunConfig, benchmark: Benchmark) -> dict[str, tuple[int, str]]:
+    """flag -> (bytes, what) for the pieces whose size a flag sets."""
+    first = benchmark.train_stream[0]
+    x = first.dataset[0][0]
+    pattern = int(x.numel()) * FLOAT + 16  # input, label and task label
+    n_train = max(len(e.dataset) for e in benchmark.train_stream)  # type: ignore[arg-type]
+    out: dict[str, tuple[int, str]] = {}
+    if config.strategy == "replay":
+        out["mem_size"] = (config.mem_size * pattern, "the replay buffer")
+    if config.strategy in ("agem", "gem"):
+        stored = min(config.patterns_per_experience, n_train) * len(benchmark.train_stream)
+        out["patterns_per_experience"] = (stored * pattern, "the episodic memory")
+    if config.model == "mlp":
+        sizes = [int(x.numel()), *config.hidden_sizes, max(benchmark.n_classes, 1)]
+        params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+        # weights, gradients, optimizer buffers, and A-GEM's two flat gradient buffers
+        copies = 3 + (2 if config.optimizer != "sgd" else 1)
+        copies += 2 if config.strategy == "agem" else 0
+        out["hidden_sizes"] = (params * FLOAT * copies, "the model and its gradients")
+    return out
+
+
+def check_fits(config: RunConfig, benchmark: Benchmark, *, available: int | None = None) -> None:
+    """Raise a one-line ValueError if one piece of the run cannot fit in memory."""
+    limit = available if available is not None else available_memory()
+    if limit is None:
+        return
+    for name, (size, what) in estimates(config, benchmark).items():
+        if size > limit:
+            value = getattr(config, name)
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            raise ValueError(
+                f"{flag(name)} {shown}: {what} would need about {_gib(size)}, "
+                f"more than the {_gib(limit)} of memory available"
+            )

@@ -1,0 +1,167 @@
+"""The checkpoint of a run: everything needed to continue it after experience k.
+
+`checkpoint.pt` (written atomically by `RunFolder`, loaded with `weights_only=True`)
+holds plain data and tensors only:
+
+- "format", "config" (the run's settings), "experiences_done", "elapsed_seconds";
+- "strategy": `strategy.state_dict()` — model, optimizer, clock, the strategy's
+  shuffling generator and the global torch RNG, every plugin's state (the A-GEM memory
+  and its generators, the evaluator's accuracy matrix, b_j, LCA curves, statistics);
+- "rng": the other global generators (Python's `random`, numpy's, CUDA's);
+- "logs": the bytes of metrics.csv and of each TensorBoard event file at that point,
+  so that a resumed run rewrites them as they were and appends from there.
+
+`check` refuses a checkpoint that does not fit the config or the strategy before
+`restore` changes anything.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from agem.runs.config import RunConfig
+from agem.runs.folder import RunFolder, RunFolderError
+from agem.template import BaseTemplate
+
+NAME = "checkpoint.pt"
+FORMAT = 1
+_UNREADABLE = (
+    OSError,
+    RuntimeError,
+    pickle.UnpicklingError,
+    EOFError,
+    zipfile.BadZipFile,
+    ValueError,
+)
+
+
+def _global_rng(device: torch.device) -> dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": (version, tuple(internal), gauss),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_global_rng(state: dict[str, Any], device: torch.device) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached"]))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _as_tensor(data: bytes) -> Tensor:
+    if not data:
+        return torch.zeros(0, dtype=torch.uint8)
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def capture(
+    strategy: BaseTemplate,
+    *,
+    config: RunConfig,
+    experiences_done: int,
+    elapsed_seconds: float,
+    checkpoint_seconds: float,
+    logs: dict[str, bytes],
+) -> dict[str, Any]:
+    """The checkpoint of `strategy` after `experiences_done` experiences."""
+    return {
+        "format": FORMAT,
+        "config": config.to_dict(),
+        "experiences_done": experiences_done,
+        "elapsed_seconds": elapsed_seconds,
+        "checkpoint_seconds": checkpoint_seconds,
+        "strategy": strategy.state_dict(),
+        "rng": _global_rng(strategy.device),
+        "logs": {name: _as_tensor(data) for name, data in logs.items()},
+    }
+
+
+def write(folder: RunFolder, state: dict[str, Any]) -> None:
+    """Write `state` as the folder's checkpoint, atomically and durably.
+
+    Serialised in memory first, so that an error of the disk (full, read-only) reaches
+    the caller as the `OSError` it is, not wrapped by torch's zip writer.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    folder.write_bytes(NAME, buffer.getbuffer())
+    folder.sync()
+
+
+def read(folder: RunFolder) -> dict[str, Any] | None:
+    """The folder's checkpoint (loaded with `weights_only=True`), or None if it has none."""
+    path = folder.path / NAME
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except _UNREADABLE as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunFolderError(f"{path} is not a readable checkpoint ({first})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise RunFolderError(f"{path} is not an agem checkpoint of format {FORMAT}")
+    return state
+
+
+def check(state: dict[str, Any], config: RunConfig, strategy: BaseTemplate) -> None:
+    """Raise `RunFolderError` if `state` is not a checkpoint of `config` that fits
+    `strategy`; nothing is changed."""
+    try:
+        saved = RunConfig.from_dict(state["config"])
+    except (KeyError, ValueError) as err:
+        raise RunFolderError(f"the checkpoint's config is unreadable ({err})") from None
+    differ = config.same_run(saved)
+    if differ:
+        raise RunFolderError(
+            f"the checkpoint belongs to another configuration (it differs in {', '.join(differ)})"
+        )
+    done = state.get("experiences_done")
+    if not isinstance(done, int) or not 0 <= done <= (config.n_experiences or 0):
+        raise RunFolderError(f"the checkpoint's experience count {done!r} is out of range")
+    logs = state.get("logs")
+    if not isinstance(logs, dict) or not all(isinstance(v, Tensor) for v in logs.values()):
+        raise RunFolderError("the checkpoint's log files are malformed")
+    if not all(Path(name).name == name and not name.startswith(".") for name in logs):
+        raise RunFolderError("the checkpoint names log files outside the run folder")
+    rng = state.get("rng")
+    if not isinstance(rng, dict) or "python" not in rng or "numpy" not in rng:
+        raise RunFolderError("the checkpoint's RNG states are malformed")
+    try:
+        strategy.check_state_dict(state["strategy"])
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+        raise RunFolderError(f"the checkpoint does not fit this run: {err}") from None
+
+
+def restore(state: dict[str, Any], strategy: BaseTemplate) -> None:
+    """Load a checked checkpoint into `strategy` and the global generators."""
+    strategy.load_state_dict(state["strategy"])
+    _set_global_rng(state["rng"], strategy.device)
+
+
+def log_bytes(state: dict[str, Any]) -> dict[str, bytes]:
+    """The log files saved in the checkpoint: name -> bytes."""
+    return {name: bytes(t.numpy().tobytes()) for name, t in state["logs"].items()}

@@ -1,0 +1,361 @@
+"""`run(config, out)`: train and evaluate one `RunConfig`, writing the run folder `out`.
+
+The order of a run, so that a failure leaves nothing misleading behind:
+
+1. Check everything that depends only on the settings and the machine (the folder may
+   be used, the device exists, the dataset is found, the sizes fit in memory) and build
+   the benchmark, model and strategy; nothing is written yet.
+2. Lock and prepare the folder; write config.json and results.json ("running").
+3. Train experience by experience; after each, write the checkpoint and results.json.
+4. Write the plots and results.json ("complete").
+
+SIGINT/SIGTERM end the run with status "interrupted" (`RunInterrupted`); a NaN or
+infinite loss with status "diverged" (`TrainingDiverged`); an error of the environment
+(disk full, permission denied) with status "failed" and a `RunEnvironmentError`.
+Checkpoints and results are written inside a critical section that a signal does not
+cut short (it takes effect right after).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agem.runs import checkpoint
+from agem.runs.bounds import check_fits
+from agem.runs.config import RunConfig
+from agem.runs.divergence import DivergenceCheck, TrainingDiverged
+from agem.runs.environment import check_device, environment, resolve_data
+from agem.runs.factory import build_model, build_optimizer, build_strategy
+from agem.runs.folder import RunFolder, RunFolderError
+
+CSV_NAME = "metrics.csv"
+EVENTS_PREFIX = "events.out.tfevents."
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+__all__ = ["RunEnvironmentError", "RunInterrupted", "TrainingDiverged", "run"]
+
+
+class RunInterrupted(Exception):
+    """SIGINT or SIGTERM stopped the run; its folder says "interrupted"."""
+
+    def __init__(self, signum: int, out: Path | None = None) -> None:
+        self.signum = signum
+        self.out = out
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+class RunEnvironmentError(ValueError):
+    """The machine refused something the run needs (disk full, permission denied)."""
+
+
+class _Signals:
+    """SIGINT/SIGTERM raise `RunInterrupted`, except inside `critical()` (then after it)."""
+
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self.depth = 0
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in _SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.depth:
+            self.pending = self.pending or signum
+        else:
+            raise RunInterrupted(signum)
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending:
+            signum, self.pending = self.pending, None
+            raise RunInterrupted(signum)
+
+    def hold(self) -> None:
+        """From now on, signals are only remembered (the run is ending anyway)."""
+        self.depth += 1
+
+
+def _oserror_line(err: OSError) -> str:
+    where = f": {err.filename}" if err.filename else ""
+    return f"{err.strerror or err}{where}"
+
+
+class _Run:
+    """One run being executed: its parts, built before the folder is touched."""
+
+    def __init__(self, config: RunConfig, folder: RunFolder, progress: bool | None) -> None:
+        from agem.benchmarks.registry import get
+        from agem.plugins.evaluation import EvaluationPlugin
+        from agem.plugins.loggers import ConsoleLogger, CSVLogger, TensorBoardLogger
+
+        self.config = config
+        self.folder = folder
+        self.device = check_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        builder_dir, self.data_read = resolve_data(config)
+        self.benchmark = get(config.benchmark).build(
+            n_experiences=config.n_experiences,
+            seed=config.seed,
+            task_labels=config.task_labels,
+            data_dir=builder_dir,
+            download=config.download,
+            train_subset=config.train_subset,
+        )
+        if config.experiences is not None:
+            from agem.benchmarks.ranges import parse_range, select_experiences
+
+            start, stop = parse_range(config.experiences)
+            self.benchmark = select_experiences(self.benchmark, start, stop)
+        check_fits(config, self.benchmark)
+        torch.manual_seed(config.seed)  # the model's initial weights
+        model = build_model(config.model, self.benchmark, hidden_sizes=config.hidden_sizes)
+        optimizer = build_optimizer(config, model)
+        out = folder.path
+        self.evaluator = EvaluationPlugin(
+            eval_stream=self.benchmark.test_stream,
+            eval_every="experience",
+            lca_beta=config.lca_beta,
+            lca_test_size=config.lca_test_size or None,  # 0: the whole test set
+        )
+        self.csv = CSVLogger(out / CSV_NAME, every=config.log_every)
+        self.tensorboard = TensorBoardLogger(out, every=config.log_every)
+        plugins = [
+            DivergenceCheck(),
+            ConsoleLogger(interactive=progress),
+            self.csv,
+            self.tensorboard,
+        ]
+        common = {
+            "train_mb_size": config.batch_size,
+            "train_epochs": config.epochs,
+            "eval_mb_size": config.eval_batch_size,
+            "device": self.device,
+            "seed": config.seed,
+            "plugins": plugins,
+            "evaluator": self.evaluator,
+        }
+        self.strategy = build_strategy(config.strategy, model, optimizer, config.to_dict(), common)
+        self.done = 0
+        self.elapsed_before = 0.0
+        self.checkpoint_seconds = 0.0  # spent capturing and writing checkpoints
+        self.results: dict[str, Any] = {}
+
+    # ---- results and logs ------------------------------------------------------------
+    def current_results(self, elapsed: float) -> dict[str, Any]:
+        config = self.config
+        return {
+            "strategy": config.strategy,
+            "benchmark": config.benchmark,
+            "n_experiences": config.n_experiences,
+            "seed": config.seed,
+            "experiences_done": self.done,
+            **self.evaluator.results,
+            "total_seconds": elapsed,
+            "checkpoint_seconds": self.checkpoint_seconds,
+        }
+
+    def log_files(self) -> dict[str, bytes]:
+        """metrics.csv and the TensorBoard event files as they are now."""
+        self.tensorboard.flush()
+        files = {}
+        for path in sorted(self.folder.path.iterdir()):
+            if path.name == CSV_NAME or path.name.startswith(EVENTS_PREFIX):
+                files[path.name] = path.read_bytes()
+        return files
+
+    def restore_logs(self, logs: dict[str, bytes]) -> None:
+        """Put the log files back as the checkpoint saw them; drop any written since."""
+        for path in self.folder.path.iterdir():
+            if (path.name == CSV_NAME or path.name.startswith(EVENTS_PREFIX)) and (
+                path.name not in logs
+            ):
+                path.unlink()
+        for name, data in logs.items():
+            self.folder.write_bytes(name, data)
+        if CSV_NAME in logs:
+            self.csv._started = True  # append to the restored file
+        for logger in self.strategy.plugins:
+            if hasattr(logger, "_seen_evaluations"):
+                logger._seen_evaluations = len(self.evaluator.evaluations)
+
+    # ---- phases ----------------------------------------------------------------------
+    def start(self, *, overwrite: bool) -> None:
+        """Create and lock the folder; write config.json and the first results.json."""
+        self.folder.create(overwrite=overwrite)
+        saved = {
+            **self.config.to_dict(),
+            "environment": environment(self.config, self.device, self.data_read),
+        }
+        self.folder.write_json("config.json", saved)
+        self.results = self.folder.write_results(self.current_results(0.0), "running")
+
+    def resume(self) -> None:
+        """Load the folder's checkpoint (checked first) or, without one, start over."""
+        state = checkpoint.read(self.folder)
+        if state is None:
+            self.folder.clear(keep=("config.json",))
+        else:
+            checkpoint.check(state, self.config, self.strategy)
+            self.restore_logs(checkpoint.log_bytes(state))
+            checkpoint.restore(state, self.strategy)
+            self.done = int(state["experiences_done"])
+            self.elapsed_before = float(state.get("elapsed_seconds", 0.0))
+            self.checkpoint_seconds = float(state.get("checkpoint_seconds", 0.0))
+            if hasattr(self.strategy, "seen_experiences"):  # Cumulative: the data seen so far
+                stream = self.benchmark.train_stream
+                self.strategy.seen_experiences = {
+                    e.current_experience: e for e in list(stream)[: self.done]
+                }
+        current = self.current_results(self.elapsed_before)
+        self.results = self.folder.write_results(current, "running")
+
+    def train(self, signals: _Signals) -> dict[str, Any]:
+        """Train the experiences not done yet; checkpoint after each; finish the folder."""
+        from agem.reporting.plots import write_run_plots
+
+        start = time.perf_counter()
+        stream = list(self.benchmark.train_stream)
+        for experience in stream[self.done :]:
+            self.strategy.train(experience)
+            self.done += 1
+            elapsed = self.elapsed_before + time.perf_counter() - start
+            with signals.critical():
+                if self.config.checkpoint:
+                    began = time.perf_counter()
+                    state = checkpoint.capture(
+                        self.strategy,
+                        config=self.config,
+                        experiences_done=self.done,
+                        elapsed_seconds=elapsed,
+                        checkpoint_seconds=self.checkpoint_seconds,
+                        logs=self.log_files(),
+                    )
+                    checkpoint.write(self.folder, state)
+                    self.checkpoint_seconds += time.perf_counter() - began
+                self.results = self.folder.write_results(self.current_results(elapsed), "running")
+        with signals.critical():
+            self.tensorboard.close()
+            elapsed = self.elapsed_before + time.perf_counter() - start
+            results = self.current_results(elapsed)
+            write_run_plots(results, self.folder.path)
+            self.results = self.folder.write_results(results, "complete")
+        return self.results
+
+    def end(self, status: str, **extra: Any) -> None:
+        """Record `status` over the last results written (best effort: the disk may be full)."""
+        with contextlib.suppress(OSError):
+            self.tensorboard.close()
+        with contextlib.suppress(OSError):
+            self.results = self.folder.write_results({**self.results, **extra}, status)
+
+
+def run(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate as `config` says in the run folder `out`; return the results.
+
+    The folder gets config.json (the settings and the environment), results.json (status,
+    accuracy matrix, every metric, timing and memory), checkpoint.pt, metrics.csv,
+    TensorBoard events and PNG plots. `resume=True` continues the run in `out` from its
+    last checkpoint (a complete run's results are returned as they are); `overwrite=True`
+    clears a non-empty `out` first. `progress` forces progress bars on or off (default:
+    on when stderr is a terminal).
+
+    Raises `RunFolderError` / `RunEnvironmentError` / `ValueError` (one-line messages;
+    the command line exits 2), `TrainingDiverged` (exit 3) and `RunInterrupted`
+    (exit 130 or 143).
+    """
+    config = config.resolved()
+    folder = RunFolder(out)
+    with _Signals() as signals:
+        try:
+            if resume:
+                folder.open_existing()
+                if folder.status() == "complete":
+                    results = folder.read_json("results.json")
+                    assert results is not None
+                    return results
+                saved = RunConfig.from_file(folder.path / "config.json")
+                differ = config.same_run(saved)
+                if differ:
+                    raise RunFolderError(
+                        f"{folder.path}/config.json differs from the config given in "
+                        f"{', '.join(differ)}"
+                    )
+                execution = _Run(config, folder, progress)
+                return _execute(execution, signals, execution.resume)
+            folder.check_new(overwrite=overwrite)
+            execution = _Run(config, folder, progress)
+            return _execute(execution, signals, lambda: execution.start(overwrite=overwrite))
+        except RunInterrupted as err:
+            # stopped before training: resumable only if the folder holds this run
+            resumable = folder.locked and (folder.path / "config.json").is_file()
+            raise RunInterrupted(err.signum, folder.path if resumable else None) from None
+        finally:
+            folder.unlock()
+
+
+def _execute(execution: _Run, signals: _Signals, prepare: Callable[[], None]) -> dict[str, Any]:
+    """Prepare the folder and train; record how the run ended if it ends early."""
+    started = False
+    try:
+        with signals.critical():
+            prepare()
+        started = True
+        return execution.train(signals)
+    except RunInterrupted:
+        signals.hold()
+        if started:
+            execution.end("interrupted")
+        raise
+    except TrainingDiverged as err:
+        signals.hold()
+        where = {"experience": err.experience, "iteration": err.iteration}
+        execution.end("diverged", diverged=where)
+        raise
+    except OSError as err:
+        signals.hold()
+        if started:
+            execution.end("failed", error=_oserror_line(err))
+        raise RunEnvironmentError(_oserror_line(err)) from None
+    except MemoryError:
+        signals.hold()
+        if started:
+            execution.end("failed", error="out of memory")
+        raise RunEnvironmentError("out of memory (try smaller sizes)") from None
+    except BaseException as err:
+        signals.hold()
+        if started:
+            execution.end("failed", error=f"{type(err).__name__}: {err}")
+        raise

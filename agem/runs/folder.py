@@ -1,0 +1,203 @@
+"""`RunFolder`: one run folder, written by one run only.
+
+- A new run refuses a folder that exists and is not empty, unless told to overwrite it
+  (then everything in it is removed first) or to resume it.
+- The live run holds an exclusive lock (`fcntl.flock` on `.lock` in the folder); the
+  kernel drops it when the process ends, however it ends, so a folder left by SIGKILL is
+  not locked. A second run on a locked folder is refused.
+- Every file is written atomically: a temporary file beside it (`.<name>.<pid>.tmp`),
+  flushed and fsynced, then renamed over the old one; on any error the temporary file is
+  removed. Temporary files left by a killed process are removed when the folder is
+  resumed or overwritten.
+- `results.json` always carries "status": running, complete, interrupted, failed or
+  diverged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+STATUSES = ("running", "complete", "interrupted", "failed", "diverged")
+LOCK = ".lock"
+TMP_SUFFIX = ".tmp"
+
+
+class RunFolderError(ValueError):
+    """The run folder cannot be used as asked (reported in one line, exit status 2)."""
+
+
+def plain(value: Any) -> Any:
+    """`value` with NaN and infinities as None, so that it is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RunFolder:
+    """The run folder at `path` (see the module docstring)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    # ---- opening ---------------------------------------------------------------
+    def check_new(self, *, overwrite: bool) -> None:
+        """Refuse (without changing anything) a path that a new run may not use."""
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise RunFolderError(f"--out {path} exists and is not a folder")
+        if path.is_dir() and not overwrite and self._entries():
+            raise RunFolderError(
+                f"--out {path} exists and is not empty; give --overwrite to clear it "
+                f"or --resume {path} to continue the run in it"
+            )
+
+    def create(self, *, overwrite: bool) -> None:
+        """Make the folder, lock it, and clear it when `overwrite` (else it must be empty)."""
+        self.check_new(overwrite=overwrite)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock()
+        if overwrite:
+            self.clear()
+        else:
+            self.check_new(overwrite=False)  # again, now that we hold the lock
+
+    def open_existing(self) -> None:
+        """Lock an existing run folder (to resume it) and remove stale temporary files."""
+        if not self.path.is_dir():
+            raise RunFolderError(f"--resume {self.path}: no such run folder")
+        self.lock()
+        for entry in self.path.iterdir():
+            if entry.name.startswith(".") and entry.name.endswith(TMP_SUFFIX):
+                entry.unlink(missing_ok=True)
+
+    def _entries(self) -> list[Path]:
+        return [p for p in self.path.iterdir() if p.name != LOCK]
+
+    def clear(self, *, keep: tuple[str, ...] = ()) -> None:
+        """Remove everything in the folder except the lock and the names in `keep`."""
+        for entry in self._entries():
+            if entry.name in keep:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    # ---- the lock --------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the folder's exclusive lock, or refuse if a live process holds it."""
+        if self._lock_fd is not None:
+            return
+        path = self.path / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except IsADirectoryError:
+            raise RunFolderError(f"{path} is a folder; it must be the run's lock file") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunFolderError(
+                f"{self.path} is in use by a live run (process {holder}); "
+                "wait for it to end or stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    @property
+    def locked(self) -> bool:
+        """Whether this object holds the folder's lock."""
+        return self._lock_fd is not None
+
+    def unlock(self) -> None:
+        """Release the lock (the lock file stays: removing it would race)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # ---- atomic writes -----------------------------------------------------------
+    def write_with(self, name: str, write: Callable[[IO[bytes]], None]) -> Path:
+        """Write file `name` atomically through `write(binary_file)`; return its path."""
+        path = self.path / name
+        tmp = self.path / f".{name}.{os.getpid()}{TMP_SUFFIX}"
+        try:
+            with open(tmp, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            pause = os.environ.get("AGEM_TEST_PAUSE_BEFORE_RENAME")
+            if pause and name == pause.split(":")[0]:
+                import time
+
+                time.sleep(float(pause.split(":")[1]))
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return path
+
+    def write_bytes(self, name: str, data: bytes | memoryview) -> Path:
+        """Write `data` to file `name` atomically."""
+
+        def write(f: IO[bytes]) -> None:
+            f.write(data)
+
+        return self.write_with(name, write)
+
+    def write_json(self, name: str, data: Mapping[str, Any]) -> Path:
+        """Write `data` as strict JSON (NaN as null) to file `name` atomically."""
+        text = json.dumps(plain(data), indent=2, allow_nan=False) + "\n"
+        return self.write_bytes(name, text.encode())
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        """File `name` as JSON, or None if it is missing or not a JSON object."""
+        try:
+            data = json.loads((self.path / name).read_text())
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def sync(self) -> None:
+        """Make the renames so far durable (fsync the folder)."""
+        _fsync_dir(self.path)
+
+    # ---- status ----------------------------------------------------------------
+    def write_results(self, results: Mapping[str, Any], status: str) -> dict[str, Any]:
+        """Write results.json with `status` first; return what was written."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        data = {"status": status, **{k: v for k, v in results.items() if k != "status"}}
+        self.write_json("results.json", data)
+        return data
+
+    def status(self) -> str | None:
+        """The status recorded in results.json (None when there is none)."""
+        results = self.read_json("results.json")
+        status = results.get("status") if results else None
+        return status if status in STATUSES else None
