@@ -164,23 +164,24 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def _kill_mid_run(command: list[str], out: Path) -> None:
+def _kill_mid_run(command: list[str], out: Path) -> list[str]:
     """Start the sweep, SIGKILL it once a run is part-way (a checkpoint written, not
-    complete), and check that none of its runs outlives it."""
+    complete), check that none of its runs outlives it; return the part-way runs."""
     sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline:
             if sweep.poll() is not None:
                 pytest.fail("the sweep finished before it could be killed: make runs longer")
-            partway = False
+            partway = []
             for name in NAMES:
                 try:
                     results = json.loads((out / name / "results.json").read_text())
                 except (OSError, ValueError):
                     continue
                 rows = len(results.get("accuracy_matrix") or [])
-                partway |= results.get("status") == "running" and 1 <= rows
+                if results.get("status") == "running" and 1 <= rows:
+                    partway.append(name)
             if partway:
                 break
             time.sleep(0.1)
@@ -193,15 +194,18 @@ def _kill_mid_run(command: list[str], out: Path) -> None:
     while _processes_mentioning(str(out)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _processes_mentioning(str(out)) == [], "a run outlived the killed sweep"
+    return partway
 
 
 def _kill_and_rerun(tmp_path: Path, engine: list[str]) -> None:
     spec = _spec(tmp_path, n=4, epochs=25)
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "agem", "sweep", str(spec), "--out", str(out), *engine]
-    _kill_mid_run([*command, "--threads", "1"], out)
+    partway = _kill_mid_run([*command, "--threads", "1"], out)
     resumed = _sweep(str(spec), "--out", str(out), *engine, timeout=400)
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    for name in partway:  # continued from its checkpoint, not started again
+        assert f"$ agem run --resume {out / name} " in (out / "logs" / f"{name}.log").read_text()
     reference = tmp_path / "uninterrupted"
     plain = _sweep(str(spec), "--out", str(reference), *engine, timeout=400)
     assert plain.returncode == 0, plain.stderr

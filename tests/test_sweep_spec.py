@@ -83,6 +83,8 @@ def test_array_of_grids_names_runs_by_what_varies() -> None:
         ("[base]\nlr = 'fast'\n[grid]\nseed = [0]", "--lr"),
         ("[grid]\nlr = [0.1, 'x']", "--lr"),
         ("[grid]\nstrategy = ['nope']", "--strategy"),
+        ("[grid]\nexperiences = ['5:2']", "--experiences"),
+        ("[grid]\nseed = [-1]", "--seed"),
         ("[grid]\nseed = []", "empty list"),
         ("[grid]", "empty"),
         ("[base]\nlr = 0.1", "no [grid]"),

@@ -59,9 +59,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 
 def start_task(task: Task) -> subprocess.Popen[bytes]:
-    """Start `python -m agem <argv>` with output to the task's log; it dies with us."""
+    """Start `python -m agem <argv>` with output to the task's log (after a line with
+    the command); it dies with us."""
     task.log.parent.mkdir(parents=True, exist_ok=True)
     with open(task.log, "ab") as log:
+        log.write(("$ agem " + " ".join(task.argv) + "\n").encode())
+        log.flush()
         return subprocess.Popen(
             [sys.executable, "-m", "agem", *task.argv],
             stdout=log,
