@@ -169,14 +169,28 @@ def _name(values: Mapping[str, Any], varying: Sequence[str]) -> str:
 
 
 def _varying(points: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
-    """Grid keys whose value is not the same in every grid point, in first-seen order."""
+    """The grid keys that tell the points apart, in first-seen order.
+
+    Keys with two or more values among the points that set them, if those alone give
+    every point a distinct name; else also the keys that only some points set.
+    """
     keys: list[str] = []
     for values in points:
         keys += [k for k in values if k not in keys]
-    missing = object()
-    return tuple(
-        k for k in keys if len({json.dumps(v.get(k, missing), default=repr) for v in points}) > 1
-    )
+
+    def distinct(key: str, *, absent_counts: bool) -> int:
+        seen = {
+            json.dumps(v[key], default=repr) if key in v else "<absent>"
+            for v in points
+            if absent_counts or key in v
+        }
+        return len(seen)
+
+    short = tuple(k for k in keys if distinct(k, absent_counts=False) > 1)
+    names = {_name(v, short) for v in points}
+    if len(names) == len(points):
+        return short
+    return tuple(k for k in keys if distinct(k, absent_counts=True) > 1)
 
 
 def _grids(raw: Any) -> list[Mapping[str, Any]]:
