@@ -119,7 +119,7 @@ def _check(name: str, value: Any) -> Any:
         from agem.benchmarks.ranges import parse_range
 
         try:
-            start, stop = parse_range(value) if isinstance(value, str) else (-1, None)
+            start, _ = parse_range(value) if isinstance(value, str) else (-1, None)
         except ValueError:
             raise bad from None
         if start < 0:
@@ -161,8 +161,8 @@ class RunConfig:
     `n_experiences=None` means the benchmark's default (`resolved()` fills it in),
     `lca_beta=None` turns the LCA curves off, `lca_test_size=0` uses the whole test set,
     `experiences="3:20"` trains and evaluates on that range of the benchmark's experiences
-    only (renumbered from 0), `threads=None` leaves torch's choice, `checkpoint=False` skips the per-experience
-    checkpoints (the run then cannot be resumed).
+    only (renumbered from 0), `threads=None` leaves torch's choice, `checkpoint=False`
+    skips the per-experience checkpoints (the run then cannot be resumed).
     """
 
     benchmark: str = DEFAULT_BENCHMARK

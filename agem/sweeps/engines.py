@@ -12,8 +12,8 @@ leaves a run behind that a re-run would race.
 from __future__ import annotations
 
 import contextlib
-import logging
 import ctypes
+import logging
 import os
 import signal
 import subprocess

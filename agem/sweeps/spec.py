@@ -4,8 +4,8 @@ A spec has a `[base]` table (any `agem run` option, long name with '_' for '-') 
 `[grid]` table of lists whose cartesian product is run; `[[grid]]` (an array of tables)
 runs the union of several such products, for options that only make sense together.
 Every run is checked with the real `agem run` parser and `RunConfig` before anything
-runs, so that the sweep knows no option names of its own: an unknown option, a wrong type or an empty grid
-is a `SpecError` with one line.
+runs, so that the sweep knows no option names of its own: an unknown option, a wrong
+type or an empty grid is a `SpecError` with one line.
 """
 
 from __future__ import annotations
