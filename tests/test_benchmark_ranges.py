@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
 from agem.benchmarks.ranges import parse_range, select_experiences
 from agem.benchmarks.registry import get
+from agem.cli.main import main
 
 
 def test_parse_range() -> None:
@@ -32,3 +36,14 @@ def test_ranges_are_the_whole_benchmarks_experiences_renumbered() -> None:
             assert torch.equal(x, x0) and torch.equal(y, y0)
     with pytest.raises(ValueError, match="not within"):
         select_experiences(whole, 2, 7)
+
+
+def test_agem_run_on_a_range_of_experiences(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", "--strategy", "naive", "--n-experiences", "4", "--experiences", "1:3"]
+    args += ["--hidden-sizes", "16", "--threads", "1", "--lca-beta", "2", "--out", str(out)]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["accuracy_matrix"]) == 2 and len(results["accuracy_matrix"][0]) == 2
+    assert json.loads((out / "config.json").read_text())["experiences"] == "1:3"
+    assert main([*args[:-1], str(tmp_path / "bad"), "--experiences", "3:9"]) == 2
