@@ -59,8 +59,13 @@ def loader_batches(
     device: torch.device,
     num_workers: int = 0,
     default_task: int = 0,
+    seed: int = 0,
 ) -> Iterator[Batch]:
-    """Batches of any map-style dataset through a DataLoader, as [x, y, t] on `device`."""
+    """Batches of any map-style dataset through a DataLoader, as [x, y, t] on `device`.
+
+    The DataLoader draws its workers' base seed from its own generator, seeded with
+    `seed`, never from torch's global RNG.
+    """
     n = len(dataset)  # type: ignore[arg-type]
     sampler = order.tolist() if order is not None else range(n)
     loader = DataLoader(
@@ -69,6 +74,7 @@ def loader_batches(
         sampler=sampler,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed),
     )
     for batch in loader:
         xb, yb = batch[0], torch.as_tensor(batch[1]).long()
@@ -90,12 +96,23 @@ def batches(
     num_workers: int = 0,
     default_task: int = 0,
 ) -> Iterator[Batch]:
-    """Minibatches `[x, y, t]` of `dataset`, through the fastest path that applies."""
+    """Minibatches `[x, y, t]` of `dataset`, through the fastest path that applies.
+
+    Randomness comes from `generator` only, and only when shuffling: the order, and for
+    the DataLoader path its workers' seed (read from a copy of `generator`, which both
+    paths therefore leave in the same state). Without shuffling nothing random is
+    drawn, so an evaluation never changes any generator's state.
+    """
     n = len(dataset)  # type: ignore[arg-type]
     order = _order(n, shuffle, generator)
     tensors = as_tensor_dataset(dataset)
     if tensors is not None:
         return tensor_batches(tensors, batch_size, order=order, device=device)
+    seed = 0
+    if shuffle and generator is not None:
+        # a copy of the generator gives the seed, so both paths leave it in the same state
+        peek = torch.Generator(device=generator.device).set_state(generator.get_state())
+        seed = int(torch.randint(2**62, (), generator=peek))
     return loader_batches(
         dataset,
         batch_size,
@@ -103,4 +120,5 @@ def batches(
         device=device,
         num_workers=num_workers,
         default_task=default_task,
+        seed=seed,
     )

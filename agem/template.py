@@ -1,7 +1,8 @@
 """`BaseTemplate`: the training and evaluation loop, which fires the plugins' hooks.
 
 The loop is small on purpose; every method (A-GEM, replay, EWC, logging, evaluation)
-is a plugin. Hook order is SPEC section 2. All hooks are fired by `agem.hooks.fire`.
+is a plugin. All hooks are fired by `agem.hooks.fire`, in the order listed, with what each
+hook may read or change, in docs/ARCHITECTURE.md.
 
 State a plugin may read (and, where the hook allows, change):
 
@@ -12,7 +13,9 @@ State a plugin may read (and, where the hook allows, change):
 - `dataloader`: the iterable of minibatches of the current epoch / evaluation.
 - `mbatch`: the current minibatch `[x, y, task_labels]`, and its parts `mb_x`, `mb_y`,
   `mb_task_id` (assignable in `before_forward`).
-- `mb_output`: the model's output on `mb_x`; `loss`: the minibatch loss (a tensor).
+- `mb_output`: the model's output on `mb_x`; `loss`: the minibatch loss (a tensor) that
+  backward uses; `mb_loss`: the criterion on (`mb_output`, `mb_y`) as the template
+  computed it, unchanged by plugins that change `loss` (penalties, replayed samples).
 - `is_training`: True inside `train()`, False inside `eval()`.
 - `clock`: counters (`agem.clock.Clock`).
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import secrets
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -36,6 +40,7 @@ from agem.hooks import HookTable, build_hook_table, fire
 from agem.models.multitask import MultiTaskModule
 from agem.plugins.base import Plugin, sort_plugins
 
+_HEAD_SEED_OFFSET = 0x4EAD
 _SAVED_ON_EVAL = (
     "experience",
     "adapted_dataset",
@@ -43,6 +48,7 @@ _SAVED_ON_EVAL = (
     "mbatch",
     "mb_output",
     "loss",
+    "mb_loss",
     "_label_check",
 )
 
@@ -51,6 +57,11 @@ def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def _head_seed(seed: int, task: int) -> int:
+    """The seed of task `task`'s new head: distinct per (seed, task), fixed across runs."""
+    return (seed * 1_000_003 + task * 7_919 + _HEAD_SEED_OFFSET) % 2**63
 
 
 def _experiences(arg: Any, method: str) -> list[Experience]:
@@ -87,15 +98,19 @@ class BaseTemplate:
         plugins: plugins to run, sorted by their `order` (stable).
         evaluator: the evaluation plugin (`strategy.evaluator`); None gives the default
             `EvaluationPlugin()`, False disables it.
-        seed: seeds the strategy's generator (shuffling) and plugins' generators.
+        seed: seeds the strategy's own randomness: its generator (shuffling), the
+            plugins' generators (memories, reservoirs) and new task heads. None draws a
+            fresh seed from the OS. The strategy never seeds or draws from torch's
+            global RNG, which the model's initial weights and dropout use: call
+            `torch.manual_seed` before building the model for a reproducible run.
     """
 
     def __init__(
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        criterion: nn.Module | None = None,
         *,
+        criterion: nn.Module | None = None,
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -127,7 +142,8 @@ class BaseTemplate:
         self.model = model.to(self.device)
         self.optimizer = optimizer
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
-        self.seed = seed if seed is not None else int(torch.seed() % (2**31))
+        # seed=None: a fresh seed from the OS, never from (or reseeding) torch's global RNG
+        self.seed = seed if seed is not None else secrets.randbits(31)
         self.generator = torch.Generator().manual_seed(self.seed)
         if evaluator is None:
             from agem.plugins.evaluation import EvaluationPlugin
@@ -144,6 +160,7 @@ class BaseTemplate:
         self.mbatch: Batch | None = None
         self.mb_output: Tensor | None = None
         self.loss: Tensor | None = None
+        self.mb_loss: Tensor | None = None
         self._hooks: HookTable = {}
         self._label_check: int | None = None
         # task labels of non-tensor datasets with mixed task labels, read once per dataset
@@ -211,12 +228,20 @@ class BaseTemplate:
 
         Called before training and before evaluating each experience (an unseen task
         gets an untrained head, as needed for the untrained accuracies of forward transfer).
+        Each task's new head is initialised from torch's CPU RNG seeded from the
+        strategy's seed and the task label, inside `fork_rng`: a head's initial weights
+        do not depend on whether an evaluation or training created it, and the global RNG
+        is left as it was, so an `eval` call never changes the training trajectory.
         """
-        tasks = self._task_labels(experience)
+        modules = [m for m in self.model.modules() if isinstance(m, MultiTaskModule)]
+        if not modules:
+            return
         new: list[nn.Parameter] = []
-        for module in self.model.modules():
-            if isinstance(module, MultiTaskModule):
-                new.extend(module.adaptation(tasks))
+        for task in self._task_labels(experience):
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(_head_seed(self.seed, task))
+                for module in modules:
+                    new.extend(module.adaptation([task]))
         if new:
             self.model.to(self.device)
             self.optimizer.add_param_group({"params": new})
@@ -293,7 +318,7 @@ class BaseTemplate:
             self._check_output(self.mb_output, self._label_check)
             self._label_check = None
         self._fire("after_forward", kwargs)
-        self.loss = self.criterion(self.mb_output, self.mb_y)
+        self.loss = self.mb_loss = self.criterion(self.mb_output, self.mb_y)
         self._fire("before_backward", kwargs)
         self.loss.backward()
         self._fire("after_backward", kwargs)
@@ -382,7 +407,7 @@ class BaseTemplate:
                 self._check_output(self.mb_output, self._label_check)
                 self._label_check = None
             self._fire("after_eval_forward", kwargs)
-            self.loss = self.criterion(self.mb_output, self.mb_y)
+            self.loss = self.mb_loss = self.criterion(self.mb_output, self.mb_y)
             self._fire("after_eval_iteration", kwargs)
         self._fire("after_eval_exp", kwargs)
 

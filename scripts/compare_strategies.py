@@ -17,7 +17,7 @@ training patterns (the same subset, one pixel permutation per experience; the fu
 - Cumulative: retrains on all data seen so far (1 epoch over the union per experience).
 
 Every strategy starts from the same initial weights. Only `strategy.train` is timed
-(evaluation after each experience is not). Reported: A_T and F_T (SPEC section 4),
+(evaluation after each experience is not). Reported: A_T and F_T (`agem.metrics`),
 training seconds, and GEM's training time divided by A-GEM's. Timings on a shared or
 busy machine are indicative only; use `--threads` to pin torch's thread count.
 

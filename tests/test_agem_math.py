@@ -1,4 +1,4 @@
-"""A-GEM's arithmetic, checked against a hand computation (SPEC section 3).
+"""A-GEM's arithmetic, checked against a hand computation (the A-GEM paper's update).
 
 Setting: the memory is the whole first experience (patterns_per_experience and
 sample_size exceed its size) and experience 2 is one minibatch, so training on
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -405,3 +406,74 @@ def test_matches_the_textbook_loop_bit_for_bit() -> None:
     for exp in bm.train_stream:
         naive.train(exp)
     assert any(not torch.equal(a, b) for a, b in zip(library.parameters(), plain.parameters()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tiny_conflicting_reference_gradient_is_projected(dtype: torch.dtype) -> None:
+    # g_ref.g_ref is below float32's smallest normal number but not zero: still projected
+    g = torch.tensor([1.0, -2.0, 0.5], dtype=dtype)
+    g_ref = torch.tensor([-3e-21, 0.0, 0.0], dtype=dtype)
+    assert 0 < float(g_ref @ g_ref) < torch.finfo(torch.float32).tiny
+    out = g.clone()
+    project(out, g_ref.clone())
+    assert torch.isfinite(out).all()
+    cos = float(out @ g_ref) / (float(out.norm()) * 3e-21)
+    assert abs(cos) < 1e-3  # no longer conflicting
+    torch.testing.assert_close(out[1:], g[1:], rtol=0, atol=0)
+
+
+class _SetTrainable(Plugin):
+    """Sets `requires_grad` of `param` at the start of iteration `at` of experience 2."""
+
+    def __init__(self, param: nn.Parameter, at: int, value: bool) -> None:
+        self.param, self.at, self.value = param, at, value
+        self.snapshot: Tensor | None = None
+
+    def before_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        if strategy.clock.train_exp_counter == 1 and strategy.clock.train_exp_iterations == self.at:
+            self.param.requires_grad_(self.value)
+            self.snapshot = self.param.detach().clone()
+
+
+def _train_momentum(model: nn.Module, plugin: Plugin) -> agem.AGEM:
+    x, y = _data(n=40)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=0.1)
+    strategy = agem.AGEM(
+        model, opt, patterns_per_experience=20, sample_size=8, train_mb_size=4,
+        evaluator=False, seed=0, plugins=[plugin],
+    )  # fmt: skip
+    parts = [(x[:20], y[:20], 0), (x[20:], 2 - y[20:], 0)]
+    bm = from_tensors(train=parts, test=parts)
+    strategy.train(bm.train_stream)
+    return strategy
+
+
+def test_layer_frozen_mid_experience_stops_moving() -> None:
+    model = _mlp()
+    frozen = model.features[1].weight  # type: ignore[index]
+    plugin = _SetTrainable(frozen, at=2, value=False)
+    strategy = _train_momentum(model, plugin)
+    assert plugin.snapshot is not None
+    assert torch.equal(frozen.detach(), plugin.snapshot)  # momentum and decay no longer apply
+    assert frozen.grad is None
+    grads = strategy.agem_plugin._grads
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert grads is not None and grads.g.numel() == n_trainable
+
+
+def test_layer_unfrozen_mid_experience_joins_the_projection() -> None:
+    model = _mlp()
+    layer = model.features[1].weight  # type: ignore[index]
+    layer.requires_grad_(False)
+    plugin = _SetTrainable(layer, at=2, value=True)
+    strategy = _train_momentum(model, plugin)
+    assert plugin.snapshot is not None and not torch.equal(layer.detach(), plugin.snapshot)
+    grads = strategy.agem_plugin._grads
+    assert grads is not None
+    assert grads.g.numel() == sum(p.numel() for p in model.parameters())
+    assert any(p is layer for p in grads.params)
+    # its gradient is a view of the flat buffer, so the projection covers it
+    assert layer.grad is not None
+    start = grads.g.data_ptr()
+    end = start + grads.g.numel() * grads.g.element_size()
+    assert start <= layer.grad.data_ptr() < end

@@ -60,7 +60,7 @@ def test_user_evals_fill_the_matrix_and_initial_accuracies() -> None:
         assert isinstance(summary[key], float)
     assert summary["A_T"] == pytest.approx(sum(R[-1]) / 3)
     assert summary["initial_accuracies"] == [ev.initial_accuracies[j] for j in range(3)]
-    assert summary["LCA_10"] is None  # the default evaluator has no test stream
+    assert isinstance(summary["LCA_10"], float)  # the test stream is learned from eval()
     assert [e["after_experience"] for e in ev.evaluations] == [-1, 0, 1, 2]
     assert len(ev.training) == 3 and all(0 <= r["accuracy"] <= 1 for r in ev.training)
 
@@ -282,3 +282,99 @@ def test_last_metrics_are_not_overwritten_by_lca_evaluations() -> None:
 def test_bad_options(kwargs: dict[str, Any], error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         EvaluationPlugin(**kwargs)
+
+
+class _Items(torch.utils.data.Dataset[tuple[torch.Tensor, int, int]]):
+    """A plain map-style dataset (trained through a DataLoader, not tensor slicing)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, t: int) -> None:
+        self.x, self.y, self.t = x, y, t
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        return self.x[i], int(self.y[i]), self.t
+
+
+def _dropout_multihead(evaluator: Any) -> agem.BaseTemplate:
+    torch.manual_seed(0)
+    model = agem.models.MultiHeadMLP(8, (16,), 3, dropout=0.5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+    return agem.Naive(model, opt, train_mb_size=8, eval_mb_size=16, seed=0, evaluator=evaluator)
+
+
+def test_eval_calls_leave_training_bit_identical() -> None:
+    """Evaluations that create heads for unseen tasks and iterate a DataLoader, with
+    dropout in the model: the trained weights and the global RNG are unchanged."""
+    bm = _bm(tasks=True)
+    train = [_Items(e.dataset.x, e.dataset.y, e.task_label) for e in bm.train_stream]
+    test = [_Items(e.dataset.x, e.dataset.y, e.task_label) for e in bm.test_stream]
+    data = agem.benchmarks.from_datasets(train=train, test=test)
+    runs = []
+    for with_eval in (False, True):
+        ev = EvaluationPlugin(eval_stream=data.test_stream, eval_every="experience")
+        s = _dropout_multihead(ev if with_eval else False)
+        for exp in data.train_stream:
+            if with_eval:
+                s.eval(data.test_stream)  # creates the heads of tasks not trained yet
+            s.train(exp)
+        runs.append((s, torch.rand(3)))
+    (a, rand_a), (b, rand_b) = runs
+    assert torch.equal(rand_a, rand_b)
+    pa, pb = dict(a.model.named_parameters()), dict(b.model.named_parameters())
+    assert pa.keys() == pb.keys()
+    for name, p in pa.items():
+        assert torch.equal(p, pb[name]), name
+
+
+def test_matrix_follows_the_experiences_trained_from_any_start() -> None:
+    bm = _bm(n_exp=3)
+    s = _strategy(None)
+    for exp in bm.train_stream[1:]:
+        s.train(exp)
+        s.eval(bm.test_stream[1:])
+    summary = s.evaluator.summary()
+    R = summary["accuracy_matrix"]
+    assert all(v is not None for row in R for v in row)
+    last = s.evaluator.evaluations[-1]["accuracy"]
+    assert R[1] == [last["1"], last["2"]]
+    assert summary["A_T"] == pytest.approx((last["1"] + last["2"]) / 2)
+    assert summary["F_T"] is not None and summary["BWT"] is not None
+    assert summary["experience_ids"] == [1, 2]
+
+
+def test_matrix_follows_the_training_order() -> None:
+    bm = _bm(n_exp=3)
+    s = _strategy(None)
+    s.eval(bm.test_stream)
+    for k in (2, 0):
+        s.train(bm.train_stream[k])
+        s.eval(bm.test_stream)
+    summary = s.evaluator.summary()
+    assert summary["experience_ids"] == [2, 0]
+    first = s.evaluator.evaluations[1]["accuracy"]  # after training experience 2
+    assert summary["accuracy_matrix"][0] == [first["2"], first["0"]]
+    b = s.evaluator.evaluations[0]["accuracy"]
+    assert summary["initial_accuracies"] == [b["2"], b["0"]]
+    assert summary["FWT"] == pytest.approx(first["0"] - b["0"])
+
+
+class _EvalKwargs(Plugin):
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def before_eval(self, strategy: Any, **kwargs: Any) -> None:
+        self.seen.append(kwargs)
+
+
+@pytest.mark.parametrize("multihead", [False, True])
+def test_train_kwargs_reach_the_evaluators_evaluations(multihead: bool) -> None:
+    bm = _bm(n_exp=2, tasks=multihead)
+    ev = EvaluationPlugin(eval_stream=bm.test_stream, eval_every="experience", lca_beta=2)
+    rec = _EvalKwargs()
+    s = _strategy(ev, multihead=multihead, plugins=[rec])
+    s.train(bm.train_stream, num_workers=0, marker="x")
+    # b_j (1), LCA points (3 per experience) and the stream after each experience (1 each)
+    assert len(rec.seen) == 1 + 2 * 3 + 2
+    assert all(kw == {"num_workers": 0, "marker": "x"} for kw in rec.seen)

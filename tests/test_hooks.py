@@ -1,4 +1,5 @@
-"""The template fires every hook of SPEC section 2, in order, with the caller's kwargs."""
+"""The template fires every hook of the documented callback order, in order, with the
+caller's kwargs."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import agem
 from agem.benchmarks import from_tensors
 from agem.plugins import Plugin
 
-# Written out from SPEC section 2, independently of agem.hooks.
-SPEC_TRAIN_HOOKS = [
+# Written out from docs/ARCHITECTURE.md, independently of agem.hooks.
+DOC_TRAIN_HOOKS = [
     "before_training",
     "before_train_dataset_adaptation",
     "after_train_dataset_adaptation",
@@ -30,7 +31,7 @@ SPEC_TRAIN_HOOKS = [
     "after_training_exp",
     "after_training",
 ]
-SPEC_EVAL_HOOKS = [
+DOC_EVAL_HOOKS = [
     "before_eval",
     "before_eval_dataset_adaptation",
     "after_eval_dataset_adaptation",
@@ -45,7 +46,7 @@ SPEC_EVAL_HOOKS = [
 
 
 class Recorder(Plugin):
-    """Records (hook, kwargs, grad mode, clock) for every hook of the SPEC."""
+    """Records (hook, kwargs, grad mode, clock) for every documented hook."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any], bool, tuple[int, ...]]] = []
@@ -64,7 +65,7 @@ def _recording_hook(name: str) -> Any:
     return hook
 
 
-for _name in SPEC_TRAIN_HOOKS + SPEC_EVAL_HOOKS:
+for _name in DOC_TRAIN_HOOKS + DOC_EVAL_HOOKS:
     setattr(Recorder, _name, _recording_hook(_name))
 
 
@@ -147,8 +148,8 @@ def test_full_hook_sequence_matches_spec() -> None:
     expected = _expected_train(2, 2, 3) + _expected_eval(2, 3)
     assert len(expected) == 1 + 2 * (3 + 2 * (2 + 3 * 8) + 1) + 1 + 1 + 2 * (3 + 3 * 4 + 1) + 1
     assert rec.names == expected
-    # every hook of the SPEC fired at least once, and nothing else was recorded
-    assert set(rec.names) == set(SPEC_TRAIN_HOOKS + SPEC_EVAL_HOOKS)
+    # every documented hook fired at least once, and nothing else was recorded
+    assert set(rec.names) == set(DOC_TRAIN_HOOKS + DOC_EVAL_HOOKS)
 
 
 def test_train_hooks_run_with_grad_eval_hooks_without() -> None:
@@ -158,7 +159,7 @@ def test_train_hooks_run_with_grad_eval_hooks_without() -> None:
     strategy.train(bm.train_stream[0])
     strategy.eval(bm.test_stream[0])
     for name, _, grad_enabled, _ in rec.calls:
-        assert grad_enabled == (name in SPEC_TRAIN_HOOKS), name
+        assert grad_enabled == (name in DOC_TRAIN_HOOKS), name
 
 
 def test_clock_counts_what_has_finished() -> None:

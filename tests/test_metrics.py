@@ -1,4 +1,4 @@
-"""SPEC section 4 metrics against hand-worked matrices, plus hypothesis property tests."""
+"""The continual-learning metrics against hand-worked matrices, plus hypothesis property tests."""
 
 from __future__ import annotations
 

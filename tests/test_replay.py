@@ -219,3 +219,104 @@ def test_state_dict_round_trip() -> None:
     for p in (plugin, fresh):
         p.update(more.float().unsqueeze(1), more % 3, torch.zeros_like(more))
     assert torch.equal(fresh.memory()[0], plugin.memory()[0])
+
+
+class _StepWatcher(Plugin):
+    """After the evaluator: the statistics' inputs and the loss backward used."""
+
+    order = 200
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, float, float, float]] = []
+
+    def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+        out, y = strategy.mb_output.detach(), strategy.mb_y
+        own = float(torch.nn.functional.cross_entropy(out, y))
+        mb_loss = getattr(strategy, "mb_loss", strategy.loss)
+        self.rows.append(
+            (out.shape[0], own, float(mb_loss.detach()), float(strategy.loss.detach()))
+        )
+
+
+def test_training_statistics_count_only_the_current_experience() -> None:
+    bm = _stream(2, 40, 2)
+    model = agem.models.MLP(6, (8,), 4)
+    s = agem.Replay(
+        model, torch.optim.SGD(model.parameters(), lr=0.05), mem_size=30,
+        train_mb_size=10, seed=0, plugins=[watch := _StepWatcher()],
+    )  # fmt: skip
+    s.train(bm.train_stream)
+    records = s.evaluator.training
+    assert [r["samples"] for r in records] == [40, 40]  # replayed samples not counted
+    # the evaluator's loss is the mean criterion over the experience's own samples
+    second = watch.rows[4:]
+    assert all(n == 10 for n, *_ in second)
+    assert records[1]["loss"] == pytest.approx(sum(r[1] for r in second) / 4, rel=1e-6)
+    for _, own, mb_loss, used in second:
+        assert mb_loss == pytest.approx(own, rel=1e-6)
+        assert used != pytest.approx(own)  # backward used current and replayed samples
+
+
+def _largest_allocation_while_training(mem_size: int) -> int:
+    """The largest single CPU allocation (bytes) while training the second experience."""
+    bm = _stream(2, 200, 2)
+    torch.manual_seed(0)
+    model = agem.models.MLP(6, (8,), 4)
+    s = agem.Replay(
+        model, torch.optim.SGD(model.parameters(), lr=0.05), mem_size=mem_size,
+        train_mb_size=10, seed=0, evaluator=False,
+    )  # fmt: skip
+    s.train(bm.train_stream[0])
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
+        s.train(bm.train_stream[1])
+    return max(e.cpu_memory_usage for e in prof.events())
+
+
+def test_minibatch_cost_does_not_grow_with_the_capacity() -> None:
+    small, huge = _largest_allocation_while_training(500), _largest_allocation_while_training(10**6)
+    # a capacity-sized index array would be 8 MB here; the minibatches are a few KB
+    assert huge <= max(small, 64 * 1024)
+
+
+@pytest.mark.parametrize("class_balanced", [False, True])
+def test_samples_from_a_large_buffer_are_distinct_and_uniform(class_balanced: bool) -> None:
+    plugin = ReplayPlugin(20000, class_balanced=class_balanced, seed=0)
+    ids = torch.arange(6000)
+    plugin.update(ids.float().unsqueeze(1), ids % 3, torch.zeros_like(ids))
+    counts = torch.zeros(10)
+    for _ in range(300):
+        x, y, _t = plugin.sample(40)
+        held = x.squeeze(1).long()
+        assert held.unique().numel() == 40 and bool((y == held % 3).all())
+        counts += torch.bincount(held * 10 // 6000, minlength=10).float()
+    assert chisquare(counts.numpy()).pvalue > 1e-3
+
+
+class _AddOne(Plugin):
+    """A penalty added to the loss before replay adds the replayed samples."""
+
+    order = -1
+
+    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
+        strategy.loss = strategy.loss + 1.0
+
+
+def test_replay_keeps_a_penalty_added_by_another_plugin() -> None:
+    """A constant penalty leaves the gradients alone: the two runs train identically,
+    and the loss backward used differs by exactly the penalty, replay steps included."""
+    losses = []
+    for extra in ([_AddOne()], []):
+        bm = _stream(2, 40, 2)
+        torch.manual_seed(0)
+        model = agem.models.MLP(6, (8,), 4)
+        watch = _StepWatcher()
+        s = agem.Replay(
+            model, torch.optim.SGD(model.parameters(), lr=0.05), mem_size=30,
+            train_mb_size=10, seed=0, plugins=[*extra, watch],
+        )  # fmt: skip
+        s.train(bm.train_stream)
+        losses.append([row[3] for row in watch.rows])
+    with_penalty, without = losses
+    assert len(with_penalty) == len(without) == 8
+    assert [a - b for a, b in zip(with_penalty, without, strict=True)] == pytest.approx([1.0] * 8)

@@ -9,6 +9,7 @@ import fcntl
 import os
 import random
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -125,15 +126,27 @@ def test_sigint_and_sigterm_write_interrupted_then_resume(
 
 
 def _random_kills(out: Path, strategy: str, rng: random.Random, extra: list[str]) -> int:
-    """SIGKILL the run (and then its resumptions) at random moments until it completes."""
+    """SIGKILL the run (and then its resumptions) at random moments until it completes.
+
+    Each process is killed a random time after it has written results.json (so that the
+    kill lands while it trains, evaluates or writes, not while Python starts up).
+    """
     kills = 0
     args: list[str] = ["run", *TINY, "--strategy", strategy, *extra, "--out", str(out)]
     while True:
+        results_file = out / "results.json"
+        before = results_file.stat().st_mtime_ns if results_file.exists() else None
         proc = start(*args)
-        wait_for(lambda: (out / "results.json").exists() or proc.poll() is not None)
+
+        def written() -> bool:
+            if proc.poll() is not None:
+                return True
+            return results_file.exists() and results_file.stat().st_mtime_ns != before
+
+        wait_for(written)
         try:
-            proc.wait(rng.uniform(0.0, 0.8))
-        except Exception:
+            proc.wait(rng.uniform(0.0, 1.0))
+        except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.communicate()

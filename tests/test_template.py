@@ -195,7 +195,11 @@ def test_task_labels_reach_multitask_models() -> None:
     bm = from_tensors(train=[(x, y, t)], test=[(x, y, t)])
     model = TaskRecorder()
     strategy = agem.Naive(
-        model, torch.optim.SGD(model.parameters(), lr=0.1), train_mb_size=4, eval_mb_size=4
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        train_mb_size=4,
+        eval_mb_size=4,
+        evaluator=False,  # only the forward passes of train() and eval() are recorded
     )
     strategy.train(bm.train_stream[0])
     assert sorted(torch.cat(model.seen).tolist()) == sorted(t.tolist())
@@ -312,3 +316,38 @@ def test_invalid_constructor_types() -> None:
         agem.Naive(model, "sgd")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="plugins must be a list"):
         agem.Naive(model, opt, plugins=Plugin())  # type: ignore[arg-type]
+
+
+STRATEGIES: list[tuple[type, dict[str, Any]]] = [
+    (agem.BaseTemplate, {}),
+    (agem.Naive, {}),
+    (agem.Cumulative, {}),
+    (agem.AGEM, {"patterns_per_experience": 5}),
+    (agem.GEM, {"patterns_per_experience": 5}),
+    (agem.Replay, {"mem_size": 5}),
+    (agem.EWC, {"ewc_lambda": 1.0}),
+]
+
+
+@pytest.mark.parametrize(("cls", "options"), STRATEGIES)
+def test_options_after_model_and_optimizer_are_keyword_only(
+    cls: type, options: dict[str, Any]
+) -> None:
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match="positional"):
+        cls(model, opt, nn.CrossEntropyLoss(), **options)
+    criterion = nn.CrossEntropyLoss()
+    assert cls(model, opt, criterion=criterion, **options).criterion is criterion
+
+
+@pytest.mark.parametrize(("cls", "options"), STRATEGIES)
+def test_seed_none_leaves_the_global_rng_alone(cls: type, options: dict[str, Any]) -> None:
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    strategies = [cls(model, opt, seed=None, **options) for _ in range(2)]
+    assert torch.equal(torch.rand(4), expected)
+    assert strategies[0].seed != strategies[1].seed  # still a fresh seed per strategy

@@ -151,21 +151,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="run folder (default: runs/<benchmark>-<strategy>-seed<seed>); must be new or empty",
     )
     folder.add_argument(
-        "--overwrite", action="store_true", help="clear a non-empty --out folder first"
+        "--overwrite",
+        action="store_true",
+        help="clear a non-empty --out folder first (default: refuse it)",
     )
     folder.add_argument(
         "--resume",
         metavar="DIR",
         default=None,
         help="continue the run in DIR from its last checkpoint, with DIR's config.json "
-        "(only --threads may be given beside it)",
+        "(only --threads may be given beside it; default: a new run)",
     )
     folder.add_argument(
         "--config",
         metavar="FILE",
         default=None,
         help="start from the settings in FILE (a run folder's config.json); "
-        "flags given beside it override them",
+        "flags given beside it override them (default: the defaults shown here)",
     )
     defaults = RunConfig()
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}
@@ -208,6 +210,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     every flag given on the command line applied on top, then resolved."""
     base = RunConfig.from_file(args.config) if args.config else RunConfig()
     given = {name: getattr(args, name) for name in RunConfig.field_names() if hasattr(args, name)}
+    if given.get("data_dir"):  # absolute, so that --resume and --config work from anywhere
+        given["data_dir"] = str(Path(given["data_dir"]).expanduser().absolute())
     return dataclasses.replace(base, **given).resolved()
 
 

@@ -12,6 +12,7 @@ dataset's transform); g and g_ref live in two flat buffers whose views are bound
 parameters' `.grad`, so backward writes the flattened gradients directly (no
 concatenation, no copy back); the projection is branch-free on the device (no host
 synchronisation); memory samples are drawn by `randperm` on the device (no DataLoader).
+(A `MultiHeadClassifier`'s own forward pass reads mixed task labels on the host; see it.)
 """
 
 from __future__ import annotations
@@ -91,15 +92,17 @@ def project(g: Tensor, g_ref: Tensor) -> None:
     """In place: g <- g - (g.g_ref / g_ref.g_ref) g_ref if g.g_ref < 0, else g unchanged.
 
     Branch-free, so a GPU never waits for the host: the coefficient g.g_ref / g_ref.g_ref
-    is clamped to <= 0, which is 0 exactly when g.g_ref >= 0. A zero g_ref gives
-    0 / tiny = 0, so g is left unchanged and no NaN appears. `g_ref` is used as scratch
-    space (it is left scaled by the coefficient). The product and the subtraction are
-    rounded separately (no fused multiply-add), so the result is bit-identical to the
-    textbook `g - (dot / ref_sq) * g_ref`.
+    is selected by `torch.where` where g_ref.g_ref > 0 (however small, subnormal values
+    included) and is 0 otherwise, then clamped to <= 0, which is 0 exactly when
+    g.g_ref >= 0. A zero g_ref leaves g unchanged with no NaN (the 0/0 is computed but
+    never selected). `g_ref` is used as scratch space (it is left scaled by the
+    coefficient). The product and the subtraction are rounded separately (no fused
+    multiply-add), so the result is bit-identical to the textbook `g - (dot / ref_sq) * g_ref`.
     """
     dot = torch.dot(g, g_ref)
-    ref_sq = torch.dot(g_ref, g_ref).clamp_min_(torch.finfo(g.dtype).tiny)
-    g.sub_(g_ref.mul_(dot.div_(ref_sq).clamp_max_(0.0)))
+    ref_sq = torch.dot(g_ref, g_ref)
+    coef = torch.where(ref_sq > 0, dot / ref_sq, torch.zeros_like(dot)).clamp_max_(0.0)
+    g.sub_(g_ref.mul_(coef))
 
 
 def _views(flat: Tensor, params: list[nn.Parameter]) -> list[Tensor]:
@@ -154,7 +157,9 @@ class AGEMPlugin(Plugin):
         self._seed: int | None = None  # the seed in use: `seed`, else the strategy's
         self._grads: _FlatGrads | None = None
         self._grads_key: tuple[int, ...] = ()
-        self._exp_key: tuple[int, int] = (0, -1)
+        self._exp_key: tuple[int, int, int] = (0, -1, 0)
+        self._all_params: list[nn.Parameter] = []
+        self._flags: tuple[bool, ...] = ()
         self._batchnorms: list[BatchNorm] = []
         self._has_ref = False
         # balanced sampling: one shuffled order and a cursor per experience
@@ -292,21 +297,41 @@ class AGEMPlugin(Plugin):
     def _flat_grads(self, strategy: BaseTemplate) -> _FlatGrads:
         """The flat buffers over the trainable parameters, rebuilt when they change.
 
-        Parameters change only between experiences (new heads, frozen layers), so the
-        list is checked once per experience.
+        The model's parameter list is re-read once per experience and whenever the
+        optimizer gains a parameter group (new heads); each iteration only compares the
+        tuple of `requires_grad` flags with the cached one (Python over the parameter
+        tensors, no device work). When the trainable set changes (a layer frozen or
+        unfrozen mid-experience) the buffers are rebuilt: a newly frozen parameter's
+        `.grad` is unbound, so the optimizer no longer moves it, and a newly trainable
+        one joins the projection.
         """
-        exp_key = (id(strategy.model), strategy.clock.train_exp_counter)
-        if self._grads is not None and exp_key == self._exp_key:
+        key = (
+            id(strategy.model),
+            strategy.clock.train_exp_counter,
+            len(strategy.optimizer.param_groups),
+        )
+        if key != self._exp_key:
+            self._exp_key = key
+            self._all_params = list(strategy.model.parameters())
+            self._flags = ()
+        flags = tuple(p.requires_grad for p in self._all_params)
+        if self._grads is not None and flags == self._flags:
             return self._grads
-        self._exp_key = exp_key
-        params = [p for p in strategy.model.parameters() if p.requires_grad]
-        key = tuple(id(p) for p in params)
-        if self._grads is None or key != self._grads_key:
+        self._flags = flags
+        params = [p for p, trainable in zip(self._all_params, flags, strict=True) if trainable]
+        ids = tuple(id(p) for p in params)
+        if self._grads is None or ids != self._grads_key:
             if not params:
                 raise ValueError("A-GEM needs at least one trainable parameter")
+            old = self._grads
             self._grads = _FlatGrads.over(params)
-            self._grads_key = key
+            self._grads_key = ids
             self._batchnorms = batchnorm_modules(strategy.model)
+            if old is not None:
+                kept = set(ids)
+                for p in old.params:  # views of the old buffers must not outlive them
+                    if id(p) not in kept:
+                        p.grad = None
         return self._grads
 
     def before_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:

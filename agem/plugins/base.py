@@ -5,9 +5,11 @@ A plugin overrides the hooks it needs; the template calls only overridden hooks,
 `eval()`. Plugins run in ascending `order` (a class or instance attribute, default 0);
 ties keep the order in which they were given.
 
-What a hook may change on the strategy: `before_forward` the minibatch (`mbatch`,
-`mb_x`, `mb_y`, `mb_task_id`), `before_backward` the `loss`, `after_backward` the
-parameters' gradients. Everything else is read-only by convention.
+What a hook may change on the strategy, in short: `before_forward` the minibatch
+(`mbatch`, `mb_x`, `mb_y`, `mb_task_id`), `after_forward` the output (`mb_output`) and
+the minibatch, `before_backward` the `loss`, `after_backward` the parameters' gradients.
+Everything else is read-only by convention. docs/ARCHITECTURE.md lists the callback
+order and, hook by hook, the state set when it fires and what it may change.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class Plugin:
         """Called before `model(mb_x)`; may replace the minibatch."""
 
     def after_forward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
-        """Called after the forward pass; `mb_output` is set."""
+        """Called after the forward pass; `mb_output` is set and may be changed."""
 
     def before_backward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         """Called before `loss.backward()`; may change `strategy.loss`."""

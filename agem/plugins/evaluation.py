@@ -2,21 +2,32 @@
 
 What it records (all of it plain data in `results`, the headline numbers in `summary()`):
 
-- The accuracy matrix R: every `eval()` on test experiences fills row i, where i is the
-  last experience trained (an `eval()` during the training of experience k, from a
-  training hook, after at least one of its minibatches, fills row k).
+- The accuracy matrix R: row i is the i-th experience trained (in training order, as
+  `train()` was called) and column j the test set of the j-th experience trained,
+  matched by `current_experience`; `summary()["experience_ids"]` names them. So a
+  stream trained from any starting experience, in any order, gives a square matrix.
+  Every `eval()` on test experiences fills the row of the last experience trained (an
+  `eval()` during the training of an experience, from a training hook, after at least
+  one of its minibatches, fills that experience's row). Test experiences never trained
+  are kept in `results["evaluations"]`.
 - b_j, the untrained model's accuracies (for forward transfer): from an `eval()` before
   any training, or measured once by the evaluator itself when it knows the test stream.
 - The LCA learning curves: accuracy on the current experience's test set before its
   first minibatch and after each of its first `lca_beta` minibatches.
-- Training loss and accuracy per epoch, wall time per experience, peak resident memory.
+- Training loss and accuracy per epoch, on the trained experience's own samples (the
+  criterion on `mb_output` / `mb_y` as the template computed it: replayed samples and
+  penalties are not included), wall time per experience, peak resident memory.
 
 How the test stream is given: `EvaluationPlugin(eval_stream=benchmark.test_stream)`,
-passed to a strategy as `evaluator=`. With a stream the evaluator measures b_j before
-the first experience and records LCA curves; with `eval_every="experience"` it also
-evaluates the whole stream after each experience (so the user need not call `eval`).
-The strategy's default evaluator has no stream: it records what the user's `eval`
-calls measure, plus training statistics.
+passed to a strategy as `evaluator=`. The evaluations the evaluator starts itself get
+the keyword arguments given to `train()` (e.g. `num_workers`). With a stream the
+evaluator measures b_j before the first experience and records LCA curves; with
+`eval_every="experience"` it also evaluates the whole stream after each experience (so
+the user need not call `eval`). The strategy's default evaluator has no stream: it
+records what the user's `eval` calls measure (b_j from an `eval` before any training),
+and it learns the test stream from them: once the user has evaluated experience k's
+test set, it records the LCA curve of experience k when k is trained. So evaluating the
+test stream before training and after each experience gives every metric.
 
 Cost: counts and losses are accumulated as tensors on the device. The LCA curve of an
 experience is read back once, after the experience; training statistics once per epoch;
@@ -79,14 +90,14 @@ def _none_if_nan(v: float) -> float | None:
 
 
 class EvaluationPlugin(Plugin):
-    """Accuracy matrix, SPEC section 4 metrics, LCA curves and training statistics.
+    """Accuracy matrix, A_T / F_T / BWT / FWT / LCA, learning curves and training statistics.
 
     Args:
         eval_stream: the test stream (a `Stream` or sequence of test `Experience`s). Needed
             for LCA curves, for measuring b_j automatically and for `eval_every`.
         eval_every: None (the user calls `strategy.eval`) or "experience" (evaluate
             `eval_stream` after each training experience, filling one matrix row each).
-        lca_beta: minibatches in the LCA curve (default 10, SPEC's beta); None turns the
+        lca_beta: minibatches in the LCA curve (default 10, the A-GEM paper's beta); None turns the
             LCA curves off.
         lca_test_size: at most this many test samples per LCA evaluation (default 500;
             None uses the whole test set). The cap and the sizes used are recorded.
@@ -133,6 +144,7 @@ class EvaluationPlugin(Plugin):
         self.lca_test_sizes: dict[int, int] = {}
         self.training: list[dict[str, Any]] = []  # one record per epoch
         self.experiences: dict[int, dict[str, Any]] = {}  # per trained experience
+        self.trained: list[int] = []  # experience id of each matrix row, in training order
         self.evaluations: list[dict[str, Any]] = []  # one record per eval() on test data
         self.eval_seconds = 0.0  # evaluations the evaluator ran itself
         self.peak_rss_bytes: int | None = None
@@ -149,6 +161,7 @@ class EvaluationPlugin(Plugin):
         self._probe_size = 0
         self._probe_exp: Experience | None = None
         self._probe_cache: dict[int, Experience] = {}
+        self._seen_tests: dict[int, Experience] = {}  # test sets the user evaluated
         self._lca_left = 0
         self._lca_seconds = 0.0
         self._training_exp: int | None = None
@@ -173,7 +186,7 @@ class EvaluationPlugin(Plugin):
 
     def _test_experience(self, index: int) -> Experience | None:
         if self.eval_stream is None:
-            return None
+            return self._seen_tests.get(index)
         for exp in self.eval_stream:
             if exp.current_experience == index:
                 return exp
@@ -188,10 +201,12 @@ class EvaluationPlugin(Plugin):
         if all(e.current_experience in self.initial_accuracies for e in stream):
             return
         start = time.perf_counter()
-        self._eval_untrained(strategy, stream)
+        self._eval_untrained(strategy, stream, kwargs)
         self.eval_seconds += time.perf_counter() - start
 
-    def _eval_untrained(self, strategy: BaseTemplate, stream: Sequence[Experience]) -> None:
+    def _eval_untrained(
+        self, strategy: BaseTemplate, stream: Sequence[Experience], kwargs: dict[str, Any]
+    ) -> None:
         """Evaluate the untrained model on `stream`.
 
         A multi-task model lacks heads for the tasks not trained yet; the template's `eval`
@@ -201,14 +216,14 @@ class EvaluationPlugin(Plugin):
         """
         model = strategy.model
         if not any(isinstance(m, MultiTaskModule) for m in model.modules()):
-            strategy.eval(stream)
+            strategy.eval(stream, **kwargs)
             return
         groups = len(strategy.optimizer.param_groups)
         cuda = [strategy.device] if strategy.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             strategy.model = copy.deepcopy(model)
             try:
-                strategy.eval(stream)
+                strategy.eval(stream, **kwargs)
             finally:
                 strategy.model = model
                 del strategy.optimizer.param_groups[groups:]
@@ -217,7 +232,9 @@ class EvaluationPlugin(Plugin):
         exp = strategy.experience
         assert exp is not None
         k = exp.current_experience
-        self._training_exp = strategy.clock.train_exp_counter
+        self._training_exp = row = strategy.clock.train_exp_counter
+        self.trained[row:] = []
+        self.trained += [-1] * (row - len(self.trained)) + [k]  # -1: trained before it saw
         self._trained_any = False
         self._lca_seconds = 0.0
         self._probe_points = []
@@ -225,7 +242,7 @@ class EvaluationPlugin(Plugin):
         self._probe_exp = self._lca_experience(k) if self.lca_beta is not None else None
         self._exp_start = time.perf_counter()
         if self._probe_exp is not None:
-            self._probe(strategy)  # b = 0: before the first minibatch
+            self._probe(strategy, kwargs)  # b = 0: before the first minibatch
             self._lca_left = self.lca_beta or 0
 
     def _lca_experience(self, k: int) -> Experience | None:
@@ -246,12 +263,12 @@ class EvaluationPlugin(Plugin):
         self._probe_cache[k] = probe
         return probe
 
-    def _probe(self, strategy: BaseTemplate) -> None:
+    def _probe(self, strategy: BaseTemplate, kwargs: dict[str, Any]) -> None:
         assert self._probe_exp is not None
         start = time.perf_counter()
         self._probing = True
         try:
-            strategy.eval(self._probe_exp)
+            strategy.eval(self._probe_exp, **kwargs)
         finally:
             self._probing = False
         assert self._correct is not None
@@ -280,7 +297,8 @@ class EvaluationPlugin(Plugin):
 
     def after_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         self._trained_any = True
-        out, loss = strategy.mb_output, strategy.loss
+        # the criterion on the experience's own samples: without penalties or replay
+        out, loss = strategy.mb_output, strategy.mb_loss
         if out is not None and loss is not None and self._train_loss is not None:
             y = strategy.mb_y
             n = int(y.shape[0])
@@ -294,7 +312,7 @@ class EvaluationPlugin(Plugin):
                 self._fold()
         if self._lca_left > 0:  # python int: no device work after the first beta iterations
             self._lca_left -= 1
-            self._probe(strategy)
+            self._probe(strategy, kwargs)
 
     def after_training_epoch(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         self._fold()
@@ -346,7 +364,7 @@ class EvaluationPlugin(Plugin):
             self.peak_cuda_bytes = int(torch.cuda.max_memory_allocated(strategy.device))
         if self.eval_every == "experience" and self.eval_stream is not None:
             start = time.perf_counter()
-            strategy.eval(self.eval_stream)
+            strategy.eval(self.eval_stream, **kwargs)
             self.eval_seconds += time.perf_counter() - start
 
     def after_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
@@ -387,6 +405,9 @@ class EvaluationPlugin(Plugin):
         if exp.origin_stream != "test":
             return
         self._current[j] = (acc, loss)
+        if self.eval_stream is None and self._seen_tests.get(j) is not exp:
+            self._seen_tests[j] = exp
+            self._probe_cache.pop(j, None)
         row = self._row(strategy)
         if row < 0:
             self.initial_accuracies[j] = acc
@@ -422,27 +443,38 @@ class EvaluationPlugin(Plugin):
         """Metrics of the last `eval()` call: per-experience and mean accuracy and loss."""
         return dict(self._last)
 
-    def accuracy_matrix(self) -> list[list[float]]:
-        """R as a T x T list, T = the experiences trained so far that have an evaluated
-        row; NaN where not measured. Columns beyond T (experiences not yet trained) are in
-        `results["evaluations"]`."""
+    def matrix_experiences(self) -> list[int]:
+        """The experience id of each row (and column) of `accuracy_matrix()`."""
         if not self.matrix:
             return []
-        size = max(self.matrix) + 1
-        return [
-            [self.matrix.get(i, {}).get(j, float("nan")) for j in range(size)] for i in range(size)
-        ]
+        return self.trained[: max(self.matrix) + 1]
+
+    def accuracy_matrix(self) -> list[list[float]]:
+        """R as a T x T list, T = the experiences trained so far up to the last evaluated
+        row; NaN where not measured. Row i and column j belong to the experiences
+        `matrix_experiences()[i]` and `[j]`. Test experiences not trained are in
+        `results["evaluations"]`."""
+        ids = self.matrix_experiences()
+        return [[self.matrix.get(i, {}).get(j, float("nan")) for j in ids] for i in range(len(ids))]
+
+    def _trained_order(self) -> list[int]:
+        """The experiences trained, each once, in the order first trained."""
+        return [k for k in dict.fromkeys(self.trained) if k in self.experiences]
 
     def summary(self) -> dict[str, Any]:
         """A_T, F_T, BWT, FWT, LCA_beta, the accuracy matrix, b_j, LCA curves, time, memory.
 
-        A metric whose matrix entries were not all measured is None (for example F_T when
-        only the last row was evaluated). Missing matrix entries are None.
+        `experience_ids` names the experience of each row and column of the matrix (and
+        of `initial_accuracies`); `lca_curves` and `experience_seconds` follow the order
+        in which experiences were first trained. A metric whose matrix entries were not
+        all measured is None (for example F_T when only the last row was evaluated).
+        Missing matrix entries are None.
         """
+        ids = self.matrix_experiences()
         R = self.accuracy_matrix()
         T = len(R)
         m = torch.tensor(R, dtype=torch.float64) if R else torch.zeros((0, 0))
-        b = [self.initial_accuracies.get(j) for j in range(T)]
+        b = [self.initial_accuracies.get(j) for j in ids]
         measured = ~torch.isnan(m)
         last_row = T > 0 and bool(measured[T - 1].all())
         diag = T > 0 and bool(measured.diagonal().all())
@@ -459,7 +491,7 @@ class EvaluationPlugin(Plugin):
             ),
         }
         beta = self.lca_beta
-        trained = sorted(self.experiences)
+        trained = self._trained_order()
         lca_key = f"LCA_{beta}" if beta is not None else "LCA"
         curves = [self.lca_curves.get(k) for k in trained]
         have_curves = bool(curves) and all(c is not None for c in curves)
@@ -469,6 +501,7 @@ class EvaluationPlugin(Plugin):
         out.update(
             {
                 "T": T,
+                "experience_ids": ids,
                 "accuracy_matrix": [[_none_if_nan(v) for v in row] for row in R],
                 "initial_accuracies": b,
                 "lca_beta": beta,
@@ -490,7 +523,7 @@ class EvaluationPlugin(Plugin):
         """Everything recorded, as plain JSON-serialisable data: `summary()` plus the
         per-epoch training records, the per-experience records and every evaluation."""
         out = self.summary()
-        out["experiences"] = [dict(self.experiences[k]) for k in sorted(self.experiences)]
+        out["experiences"] = [dict(self.experiences[k]) for k in self._trained_order()]
         out["training"] = [dict(r) for r in self.training]
         out["evaluations"] = copy.deepcopy(self.evaluations)
         return out
@@ -516,6 +549,7 @@ class EvaluationPlugin(Plugin):
             "lca_test_sizes": dict(self.lca_test_sizes),
             "training": copy.deepcopy(self.training),
             "experiences": copy.deepcopy(self.experiences),
+            "trained": list(self.trained),
             "evaluations": copy.deepcopy(self.evaluations),
             "eval_seconds": self.eval_seconds,
             "peak_rss_bytes": self.peak_rss_bytes,
@@ -536,6 +570,7 @@ class EvaluationPlugin(Plugin):
         self.experiences = {
             int(k): dict(v) for k, v in copy.deepcopy(state.get("experiences", {})).items()
         }
+        self.trained = [int(k) for k in state.get("trained", sorted(self.experiences))]
         self.evaluations = copy.deepcopy(list(state.get("evaluations", [])))
         self.eval_seconds = float(state.get("eval_seconds", 0.0))
         self.peak_rss_bytes = state.get("peak_rss_bytes")

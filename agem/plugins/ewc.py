@@ -125,7 +125,9 @@ def _linear_chunk(
     rows = int(y.shape[0])
     for name in names:  # check everything before adding anything
         a, o = inputs[name], outputs[name]
-        if calls[name] != 1 or a.dim() != 2 or o.dim() != 2 or a.shape[0] != rows:
+        # rows < batch: a layer that sees only some samples (a task's head in a
+        # multi-head model); samples it does not see add nothing to its Fisher
+        if calls[name] != 1 or a.dim() != 2 or o.dim() != 2 or a.shape[0] > rows:
             raise _NotLinear
     for name, g in zip(names, grads, strict=True):
         if g is None:

@@ -1,7 +1,10 @@
 """`ReplayPlugin`: experience replay from a reservoir buffer (Chaudhry et al., 2019).
 
 Every training minibatch is concatenated with an equally large minibatch drawn
-uniformly without replacement from the buffer; then the minibatch's own samples are
+uniformly without replacement from the buffer, for one forward pass; the loss backward
+uses is the criterion over both parts together, while the minibatch, `mb_output` and
+`mb_loss` seen after the forward pass are the current samples' own (so training
+statistics describe the experience being trained). Then the minibatch's own samples are
 offered to the buffer by reservoir sampling (Vitter's algorithm R): the n-th sample ever
 offered is stored while the buffer has room, and afterwards replaces a uniformly chosen
 slot with probability mem_size / n. So at any time the buffer is a uniform sample of
@@ -34,6 +37,26 @@ if TYPE_CHECKING:
     from agem.template import BaseTemplate
 
 _ALL = -1  # the single partition's key when not class-balanced
+_INITIAL_ROWS = 1024  # first allocation of a plain buffer's tensors (then doubled)
+_RANDPERM_MAX = 4096  # up to this many samples held, draw replay samples by randperm
+
+
+def _distinct(n: int, k: int, generator: torch.Generator) -> Tensor:
+    """min(k, n) distinct integers in [0, n), a uniformly random subset in random order.
+
+    Up to `_RANDPERM_MAX` a prefix of `randperm(n)` (cheap there); above, the first k
+    distinct values of uniform draws, which costs O(k) however large n is.
+    """
+    k = min(k, n)
+    if n <= _RANDPERM_MAX:
+        return torch.randperm(n, generator=generator)[:k]
+    picked: dict[int, None] = {}
+    while len(picked) < k:
+        for v in torch.randint(n, (k - len(picked) + 8,), generator=generator).tolist():
+            picked.setdefault(v, None)
+            if len(picked) == k:
+                break
+    return torch.tensor(list(picked), dtype=torch.long)
 
 
 @dataclass
@@ -78,6 +101,8 @@ class ReplayPlugin(Plugin):
             self.parts[_ALL] = _Part(0, mem_size)
         self._generator: torch.Generator | None = None
         self._valid: Tensor | None = None  # filled slots, cached between updates
+        self._current: list[Tensor] | None = None  # the minibatch before replay was added
+        self._replayed: tuple[Tensor, Tensor] | None = None  # replayed outputs and labels
 
     # ---- buffer -----------------------------------------------------------------
     @property
@@ -108,26 +133,57 @@ class ReplayPlugin(Plugin):
         return self.buffer_x[idx], self.buffer_y[idx], self.buffer_t[idx]
 
     def sample(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
-        """min(k, size) samples drawn uniformly without replacement from the buffer."""
+        """min(k, size) samples drawn uniformly without replacement from the buffer.
+
+        Costs O(k), not O(size) or O(mem_size): k distinct ranks among the samples held
+        are drawn (`_distinct`) and mapped to their slots through the partitions.
+        """
         if self.buffer_x is None or self.buffer_y is None or self.buffer_t is None:
             raise RuntimeError("the replay buffer is empty")
-        valid = self.valid_slots()
-        pick = torch.randperm(valid.numel(), generator=self._gen())[:k]
-        idx = valid[pick].to(self.buffer_y.device)
+        pick = _distinct(self.size, k, self._gen())
+        idx = self._slots_of_ranks(pick).to(self.buffer_y.device)
         return self.buffer_x[idx], self.buffer_y[idx], self.buffer_t[idx]
 
-    def _allocate(self, x: Tensor, y: Tensor, t: Tensor) -> None:
-        m = self.mem_size
-        self.buffer_x = torch.zeros((m, *x.shape[1:]), dtype=x.dtype, device=x.device)
-        self.buffer_y = torch.zeros(m, dtype=y.dtype, device=y.device)
-        self.buffer_t = torch.zeros(m, dtype=t.dtype, device=t.device)
+    def _slots_of_ranks(self, ranks: Tensor) -> Tensor:
+        """The slot of each rank r in `valid_slots()` (the filled slots, partition by
+        partition), without building that list."""
+        parts = [p for p in self.parts.values() if p.filled]
+        if len(parts) == 1:
+            return ranks + parts[0].start
+        filled = torch.tensor([p.filled for p in parts])
+        ends = torch.cumsum(filled, 0)
+        which = torch.searchsorted(ends, ranks, right=True)
+        starts = torch.tensor([p.start for p in parts])
+        return starts[which] + ranks - (ends - filled)[which]
+
+    def _allocate(self, x: Tensor, y: Tensor, t: Tensor, rows: int) -> None:
+        self.buffer_x = torch.zeros((rows, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        self.buffer_y = torch.zeros(rows, dtype=y.dtype, device=y.device)
+        self.buffer_t = torch.zeros(rows, dtype=t.dtype, device=t.device)
+
+    def _grow(self, rows: int) -> None:
+        """Make the buffer tensors hold at least `rows` slots (doubling, up to mem_size)."""
+        assert self.buffer_x is not None and self.buffer_y is not None
+        assert self.buffer_t is not None
+        have = self.buffer_y.shape[0]
+        if rows <= have:
+            return
+        size = min(self.mem_size, max(rows, 2 * have))
+        for name in ("buffer_x", "buffer_y", "buffer_t"):
+            old = getattr(self, name)
+            new = old.new_zeros((size, *old.shape[1:]))
+            new[:have] = old
+            setattr(self, name, new)
 
     def update(self, x: Tensor, y: Tensor, t: Tensor) -> None:
         """Offer the samples (in order) to the reservoir."""
         if y.numel() == 0:
             return
         if self.buffer_x is None:
-            self._allocate(x, y, t)
+            # The plain reservoir fills slots 0, 1, ... in order: its tensors grow with
+            # the samples held. Class-balanced partitions spread over all of mem_size.
+            rows = self.mem_size if self.class_balanced else min(self.mem_size, _INITIAL_ROWS)
+            self._allocate(x, y, t, rows)
         assert self.buffer_x is not None
         if x.shape[1:] != self.buffer_x.shape[1:]:
             raise ValueError(
@@ -158,11 +214,17 @@ class ReplayPlugin(Plugin):
         slot, src = slot[keep], sel[keep]
         if slot.numel() == 0:
             return
-        # The last sample offered to a slot wins (as when offered one at a time).
-        last = torch.full((part.capacity,), -1, dtype=torch.long)
-        last.scatter_reduce_(0, slot, torch.arange(slot.numel()), reduce="amax")
-        touched = torch.nonzero(last >= 0).flatten()
-        self._write(part.start + touched, src[last[touched]], x, y, t)
+        # The last sample offered to a slot wins (as when offered one at a time): sort
+        # by slot, ties in arrival order, and keep each slot's last entry. O(b log b)
+        # in the minibatch size b, whatever the capacity.
+        order = torch.argsort(slot, stable=True)
+        slot, src = slot[order], src[order]
+        last = torch.ones(slot.numel(), dtype=torch.bool)
+        last[:-1] = slot[1:] != slot[:-1]
+        slot, src = slot[last], src[last]
+        if not self.class_balanced:
+            self._grow(int(slot[-1]) + part.start + 1)  # slots are CPU indices: no sync
+        self._write(part.start + slot, src, x, y, t)
 
     def _write(self, dst: Tensor, src: Tensor, x: Tensor, y: Tensor, t: Tensor) -> None:
         assert self.buffer_x is not None and self.buffer_y is not None
@@ -218,11 +280,46 @@ class ReplayPlugin(Plugin):
         x, y, t = strategy.mb_x, strategy.mb_y, strategy.mb_task_id
         replay = self.sample(y.shape[0]) if self.size > 0 else None
         self.update(x.detach(), y, t)
+        self._current = None
         if replay is not None:
+            self._current = strategy.mbatch
             mx, my, mt = replay
-            strategy.mb_x = torch.cat([x, mx.to(x.dtype)])
-            strategy.mb_y = torch.cat([y, my])
-            strategy.mb_task_id = torch.cat([t, mt])
+            strategy.mbatch = [
+                torch.cat([x, mx.to(x.dtype)]),
+                torch.cat([y, my]),
+                torch.cat([t, mt]),
+            ]
+
+    def after_forward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Split the output: the minibatch and `mb_output` become the current samples'.
+
+        So the template's loss (`mb_loss`) and the evaluator's training statistics are
+        those of the experience's own samples; the replayed part is kept for the loss.
+        """
+        if self._current is None or strategy.mb_output is None:
+            self._replayed = None
+            return
+        n = int(self._current[1].shape[0])
+        out, y = strategy.mb_output, strategy.mb_y
+        self._replayed = (out[n:], y[n:])
+        strategy.mbatch = self._current
+        strategy.mb_output = out[:n]
+        self._current = None
+
+    def before_backward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """The loss backward uses: the criterion over current and replayed samples together."""
+        if self._replayed is None or strategy.loss is None or strategy.mb_output is None:
+            return
+        out, y = self._replayed
+        self._replayed = None
+        both = strategy.criterion(
+            torch.cat([strategy.mb_output, out]), torch.cat([strategy.mb_y, y])
+        )
+        own = strategy.mb_loss
+        if own is None or strategy.loss is own:
+            strategy.loss = both
+        else:  # another plugin added to the loss (e.g. a penalty): keep its part
+            strategy.loss = strategy.loss + (both - own)
 
     # ---- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

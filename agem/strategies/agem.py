@@ -27,8 +27,8 @@ class AGEM(BaseTemplate):
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        criterion: nn.Module | None = None,
         *,
+        criterion: nn.Module | None = None,
         patterns_per_experience: int,
         sample_size: int = 64,
         sampling: str = "uniform",
@@ -44,7 +44,7 @@ class AGEM(BaseTemplate):
         super().__init__(
             model,
             optimizer,
-            criterion,
+            criterion=criterion,
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
             eval_mb_size=eval_mb_size,

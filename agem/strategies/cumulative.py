@@ -77,8 +77,8 @@ class Cumulative(BaseTemplate):
         self,
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
-        criterion: torch.nn.Module | None = None,
         *,
+        criterion: torch.nn.Module | None = None,
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -90,7 +90,7 @@ class Cumulative(BaseTemplate):
         super().__init__(
             model,
             optimizer,
-            criterion,
+            criterion=criterion,
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
             eval_mb_size=eval_mb_size,

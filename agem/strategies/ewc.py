@@ -27,8 +27,8 @@ class EWC(BaseTemplate):
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        criterion: nn.Module | None = None,
         *,
+        criterion: nn.Module | None = None,
         ewc_lambda: float,
         mode: str = "separate",
         decay_factor: float | None = None,
@@ -44,7 +44,7 @@ class EWC(BaseTemplate):
         super().__init__(
             model,
             optimizer,
-            criterion,
+            criterion=criterion,
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
             eval_mb_size=eval_mb_size,

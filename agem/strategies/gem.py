@@ -26,8 +26,8 @@ class GEM(BaseTemplate):
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        criterion: nn.Module | None = None,
         *,
+        criterion: nn.Module | None = None,
         patterns_per_experience: int,
         memory_strength: float = 0.5,
         train_mb_size: int = 1,
@@ -42,7 +42,7 @@ class GEM(BaseTemplate):
         super().__init__(
             model,
             optimizer,
-            criterion,
+            criterion=criterion,
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
             eval_mb_size=eval_mb_size,

@@ -9,6 +9,6 @@ class Naive(BaseTemplate):
     """Fine-tune on each experience in turn with no protection against forgetting.
 
     Same arguments as `BaseTemplate`:
-    `Naive(model, optimizer, criterion=None, *, train_mb_size, train_epochs,
+    `Naive(model, optimizer, *, criterion=None, train_mb_size, train_epochs,
     eval_mb_size, device, plugins, evaluator, seed)`.
     """

@@ -26,8 +26,8 @@ class Replay(BaseTemplate):
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        criterion: nn.Module | None = None,
         *,
+        criterion: nn.Module | None = None,
         mem_size: int,
         class_balanced: bool = False,
         train_mb_size: int = 1,
@@ -42,7 +42,7 @@ class Replay(BaseTemplate):
         super().__init__(
             model,
             optimizer,
-            criterion,
+            criterion=criterion,
             train_mb_size=train_mb_size,
             train_epochs=train_epochs,
             eval_mb_size=eval_mb_size,
