@@ -20,7 +20,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SPEC = """
+GRID = """
 [base]
 benchmark = "permuted_digits"
 n_experiences = {n}
@@ -39,7 +39,7 @@ NAMES.append("strategy-agem_seed-1")
 
 def _spec(tmp_path: Path, *, n: int = 2, epochs: int = 1) -> Path:
     path = tmp_path / f"spec-{n}-{epochs}.toml"
-    path.write_text(SPEC.format(n=n, epochs=epochs))
+    path.write_text(GRID.format(n=n, epochs=epochs))
     return path
 
 

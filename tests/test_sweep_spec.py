@@ -138,7 +138,7 @@ def test_a_folder_of_another_sweep_is_refused(
 
 def test_sweep_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", "--out", str(tmp_path)]) == 2
-    assert "SPEC.toml or --preset" in capsys.readouterr().err
+    assert "SWEEP.toml or --preset" in capsys.readouterr().err
     assert main(["sweep", "--preset", "nope", "--out", str(tmp_path / "x")]) == 2
     assert "unknown preset 'nope'" in capsys.readouterr().err
 

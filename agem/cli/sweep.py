@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             "complete runs and resumes unfinished ones."
         ),
     )
-    p.add_argument("spec", nargs="?", metavar="SPEC.toml", help="the sweep spec (TOML)")
+    p.add_argument("spec", nargs="?", metavar="SWEEP.toml", help="the sweep spec (TOML)")
     p.add_argument("--preset", default=None, help="run a preset protocol instead of a spec")
     p.add_argument("--list-presets", action="store_true", help="list the presets and exit")
     p.add_argument("--out", default=None, metavar="DIR", help="the sweep folder")
@@ -99,7 +99,7 @@ def sweep_from_args(args: argparse.Namespace) -> int:
             print(f"{name:<24} {get_preset(name).summary}")
         return 0
     if (args.spec is None) == (args.preset is None):
-        raise UsageError("agem sweep: give either SPEC.toml or --preset NAME")
+        raise UsageError("agem sweep: give either SWEEP.toml or --preset NAME")
     if args.out is None:
         raise UsageError("agem sweep: --out DIR is required")
     if args.workers < 1 or (args.threads is not None and args.threads < 1):
