@@ -178,3 +178,13 @@ def test_compare_reads_a_sweep_folder(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "0.7000 ± 0.1414" in out
     assert f"{unstarted}  not started" in out
+
+
+def test_labels_name_only_what_differs_within_a_strategy(tmp_path: Path) -> None:
+    runs = [
+        load_run(_fake_run(tmp_path, "replay", 0, 0.6, strategy="replay", mem_size=500)),
+        load_run(_fake_run(tmp_path, "agem", 0, 0.7, mem_size=1000)),
+        load_run(_fake_run(tmp_path, "agem-lr", 0, 0.7, mem_size=1000, lr=0.03)),
+    ]
+    labels = [row["label"] for row in comparison_rows(runs)]
+    assert labels == ["replay", "agem (lr=0.1)", "agem (lr=0.03)"]

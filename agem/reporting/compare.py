@@ -182,19 +182,24 @@ def comparison_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
         seeds_seen.add((key, seed))
         groups.setdefault(key, []).append(run)
     flats = {key: _flat(group[0].config) for key, group in groups.items()}
-    # options that differ between configurations go into the label
+    # options that differ between configurations of one strategy go into the label (an
+    # option that only differs between strategies, e.g. one only Replay uses, does not)
     names = sorted({n for f in flats.values() for n in f} - set(IGNORED_FOR_GROUPING))
-    varying = [
-        n
-        for n in names
-        if n not in ("strategy", "benchmark")
-        and len({json.dumps(f.get(n), default=str) for f in flats.values()}) > 1
-    ]
+
+    def varying(strategy: Any) -> list[str]:
+        same = [f for f in flats.values() if f.get("strategy") == strategy]
+        return [
+            n
+            for n in names
+            if n not in ("strategy", "benchmark")
+            and len({json.dumps(f.get(n), default=str) for f in same}) > 1
+        ]
+
     several_benchmarks = len({str(g[0].config.get("benchmark")) for g in groups.values()}) > 1
     rows = []
     for key, group in groups.items():
         first = group[0].config
-        extra = ", ".join(f"{n}={flats[key].get(n)}" for n in varying)
+        extra = ", ".join(f"{n}={flats[key].get(n)}" for n in varying(first.get("strategy")))
         label = str(first.get("strategy", "?")) + (f" ({extra})" if extra else "")
         if several_benchmarks:
             label += f" @ {first.get('benchmark', '?')}"
