@@ -1,4 +1,4 @@
-"""`agem` command line: `agem run`, `agem compare`, `agem datasets`.
+"""`agem` command line: `agem run`, `agem sweep`, `agem compare`, `agem datasets`.
 
 Bad arguments exit with status 2 and one line on stderr, never a traceback; `--debug`
 (or the environment variable AGEM_DEBUG=1) shows the traceback of such errors instead.
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agem.cli.run import add_parser as _add_run
 
     _add_run(sub)
+    from agem.cli.sweep import add_parser as _add_sweep
+
+    _add_sweep(sub)
     from agem.cli.datasets import add_parser as _add_datasets
 
     _add_datasets(sub)
@@ -99,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agem.cli.run import run_command
 
             return run_command(args)
+        if args.command == "sweep":
+            from agem.cli.sweep import sweep_from_args
+
+            return sweep_from_args(args)
         if args.command == "compare":
             from agem.cli.compare import compare_from_args
 

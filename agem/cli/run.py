@@ -35,6 +35,11 @@ _HELP: dict[str, tuple[str, str]] = {
         "permuted/rotated benchmarks: training samples kept per experience "
         "(the A-GEM paper's MNIST protocol uses 10000; default: all of them)",
     ),
+    "experiences": (
+        "run",
+        "train and evaluate on this range START:STOP of the benchmark's experiences only, "
+        "renumbered from 0: 0:3 to choose hyperparameters, 3:20 to report (default: all)",
+    ),
     "data_dir": (
         "run",
         "folder holding the dataset files; only this folder is searched "

@@ -55,6 +55,7 @@ _RULES: dict[str, _Rule] = {
     "benchmark": _Rule("str"),  # checked against the registry
     "n_experiences": _Rule("int", 1, MAX_EXPERIENCES, optional=True),
     "train_subset": _Rule("int", 1, optional=True),
+    "experiences": _Rule("range", optional=True),
     "data_dir": _Rule("str", optional=True),
     "download": _Rule("bool"),
     "task_labels": _Rule("bool"),
@@ -89,7 +90,10 @@ _RULES: dict[str, _Rule] = {
 
 def _describe(rule: _Rule) -> str:
     kind = {"int": "an integer", "float": "a finite number", "str": "a string"}.get(
-        rule.kind, "a true/false value" if rule.kind == "bool" else "a list of sizes"
+        rule.kind,
+        {"bool": "a true/false value", "range": "a range START:STOP like 3:20"}.get(
+            rule.kind, "a list of sizes"
+        ),
     )
     if rule.choices:
         kind = "one of " + ", ".join(rule.choices)
@@ -111,6 +115,16 @@ def _check(name: str, value: Any) -> Any:
         raise bad
     if rule.kind == "bool":
         if not isinstance(value, bool):
+            raise bad
+        return value
+    if rule.kind == "range":
+        from agem.benchmarks.ranges import parse_range
+
+        try:
+            start, _ = parse_range(value) if isinstance(value, str) else (-1, None)
+        except ValueError:
+            raise bad from None
+        if start < 0:
             raise bad
         return value
     if rule.kind == "str":
@@ -160,14 +174,17 @@ class RunConfig:
 
     `n_experiences=None` means the benchmark's default (`resolved()` fills it in),
     `lca_beta=None` turns the LCA curves off, `lca_test_size=0` uses the whole test set,
-    `threads=None` applies `agem.runtime.default_threads` (1 for small MLPs on the CPU),
-    `checkpoint=False` skips the per-experience checkpoints (the run then cannot be
-    resumed), `logger` names the loggers, comma-separated (csv, tensorboard, wandb).
+    `experiences="3:20"` trains and evaluates on that range of the benchmark's experiences
+    only (renumbered from 0), `threads=None` applies `agem.runtime.default_threads` (1 for
+    small MLPs on the CPU), `checkpoint=False` skips the per-experience checkpoints (the run
+    then cannot be resumed), `logger` names the loggers, comma-separated (csv, tensorboard,
+    wandb).
     """
 
     benchmark: str = DEFAULT_BENCHMARK
     n_experiences: int | None = None
     train_subset: int | None = None
+    experiences: str | None = None
     data_dir: str | None = None
     download: bool = True
     task_labels: bool = False

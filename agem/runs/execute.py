@@ -128,6 +128,11 @@ class _Run:
             download=config.download,
             train_subset=config.train_subset,
         )
+        if config.experiences is not None:
+            from agem.benchmarks.ranges import parse_range, select_experiences
+
+            start, stop = parse_range(config.experiences)
+            self.benchmark = select_experiences(self.benchmark, start, stop)
         check_fits(config, self.benchmark)
         torch.manual_seed(config.seed)  # the model's initial weights
         model = build_model(config.model, self.benchmark, hidden_sizes=config.hidden_sizes)
