@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from agem.extras import require
 from agem.plugins.gem import GEMPlugin
 from agem.template import BaseTemplate
 
@@ -39,7 +38,6 @@ class GEM(BaseTemplate):
         evaluator: Any = None,
         seed: int | None = None,
     ) -> None:
-        require("gem")  # quadprog: fail now with the pip command, not at the first conflict
         self.gem_plugin = GEMPlugin(patterns_per_experience, memory_strength)
         super().__init__(
             model,

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from agem.extras import require
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -140,12 +142,7 @@ class RayEngine:
     def __init__(
         self, *, address: str | None = None, workers: int = 1, cpus_per_task: float = 1.0
     ) -> None:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ValueError(
-                "the ray engine needs Ray: pip install 'agem[ray]' (or pip install ray)"
-            ) from None
+        require("ray")  # fail now, in one line naming the pip command
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.workers = workers
         self.cpus_per_task = cpus_per_task
