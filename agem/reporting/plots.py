@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agem.atomic import write_atomic
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -25,14 +27,10 @@ def _figure(width: float, height: float) -> Figure:
 
 def _save(fig: Figure, path: str | Path, *, title: str) -> Path:
     """Write the PNG atomically; its title also goes into the PNG's "Title" metadata."""
-    import os
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fig.savefig(tmp, dpi=100, format="png", metadata={"Title": " ".join(title.split())})
-    os.replace(tmp, path)
-    return path
+    metadata = {"Title": " ".join(title.split())}
+    return write_atomic(
+        path, lambda handle: fig.savefig(handle, dpi=100, format="png", metadata=metadata)
+    )
 
 
 def plot_accuracy_matrix(

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import math
@@ -25,9 +24,26 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from agem.atomic import TMP_SUFFIX, write_atomic
+
 STATUSES = ("running", "complete", "interrupted", "failed", "diverged")
 LOCK = ".lock"
-TMP_SUFFIX = ".tmp"
+
+
+def _test_pause(name: str) -> Callable[[], None] | None:
+    """Tests only: `AGEM_TEST_PAUSE_BEFORE_RENAME=<name>:<seconds>` stops the writer of
+    file `name` between its fsync and its rename, so a kill can land there."""
+    pause = os.environ.get("AGEM_TEST_PAUSE_BEFORE_RENAME")
+    if not pause or name != pause.split(":")[0]:
+        return None
+    seconds = float(pause.split(":")[1])
+
+    def sleep() -> None:
+        import time
+
+        time.sleep(seconds)
+
+    return sleep
 
 
 class RunFolderError(ValueError):
@@ -139,26 +155,9 @@ class RunFolder:
             self._lock_fd = None
 
     # ---- atomic writes -----------------------------------------------------------
-    def write_with(self, name: str, write: Callable[[IO[bytes]], None]) -> Path:
+    def write_with(self, name: str, write: Callable[[IO[bytes]], object]) -> Path:
         """Write file `name` atomically through `write(binary_file)`; return its path."""
-        path = self.path / name
-        tmp = self.path / f".{name}.{os.getpid()}{TMP_SUFFIX}"
-        try:
-            with open(tmp, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            pause = os.environ.get("AGEM_TEST_PAUSE_BEFORE_RENAME")
-            if pause and name == pause.split(":")[0]:
-                import time
-
-                time.sleep(float(pause.split(":")[1]))
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        return path
+        return write_atomic(self.path / name, write, before_rename=_test_pause(name))
 
     def write_bytes(self, name: str, data: bytes | memoryview) -> Path:
         """Write `data` to file `name` atomically."""

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from agem.atomic import write_text_atomic
 from agem.reporting.compare import RunRecord, load_run, run_status
-from agem.sweeps.atomic import write_text_atomic
 from agem.sweeps.engines import Engine, Outcome, Task
 from agem.sweeps.spec import Job, SpecError, SweepSpec, parse_spec
 from agem.sweeps.summary import SummaryRow, summarize, write_summary

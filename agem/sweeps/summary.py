@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agem.atomic import write_bytes_atomic, write_text_atomic
 from agem.reporting.compare import RunRecord, mean_std
-from agem.sweeps.atomic import write_bytes_atomic, write_text_atomic
 
 # (key in results.json, column name)
 METRICS: tuple[tuple[str, str], ...] = (

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from agem.atomic import write_text_atomic
 from agem.reporting.compare import load_run, mean_std
-from agem.sweeps.atomic import write_text_atomic
 from agem.sweeps.engines import Engine
 from agem.sweeps.presets import Protocol
 from agem.sweeps.runner import SweepResult, run_sweep

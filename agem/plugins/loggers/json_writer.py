@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agem.atomic import write_text_atomic
 from agem.plugins.loggers.base import Logger
 
 if TYPE_CHECKING:
@@ -28,11 +28,7 @@ def _plain(value: Any) -> Any:
 
 def write_json(path: str | Path, data: Mapping[str, Any]) -> None:
     """Write `data` to `path` atomically (a temporary file, then a rename), strict JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_plain(data), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(_plain(data), indent=2, allow_nan=False) + "\n")
 
 
 class JSONResultsWriter(Logger):
