@@ -133,6 +133,18 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument(
         "--out", default=None, help="run folder (default runs/<benchmark>-<strategy>-seed<seed>)"
     )
+    p.add_argument(
+        "--fleet",
+        type=_positive_int,
+        default=1,
+        help="train K runs (seeds seed..seed+K-1) in lockstep in one process, "
+        "into OUT/seed<s> (naive, agem, replay with the mlp; default 1)",
+    )
+    p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="capture the training step in a CUDA graph (naive, agem; CUDA devices only)",
+    )
     g = p.add_argument_group("evaluation and logging")
     g.add_argument(
         "--lca-beta",

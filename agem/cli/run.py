@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from agem.benchmarks.streams import Experience
 from agem.cli.factory import build_model, build_strategy
+from agem.template import BaseTemplate
 
 STRATEGY_OPTIONS = (
     "patterns_per_experience",
@@ -52,6 +56,8 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "lca_beta": None if getattr(args, "no_lca", False) else getattr(args, "lca_beta", 10),
         "lca_test_size": getattr(args, "lca_test_size", 500),
         "log_every": getattr(args, "log_every", 10),
+        "fleet": getattr(args, "fleet", 1),
+        "cuda_graph": getattr(args, "cuda_graph", False),
     }
 
 
@@ -74,6 +80,17 @@ def format_matrix(matrix: list[list[float]]) -> str:
     return "\n".join([head, *rows])
 
 
+@dataclass
+class PreparedRun:
+    """A run built from its config and ready to train: what `finish_run` needs after."""
+
+    config: dict[str, Any]
+    strategy: BaseTemplate
+    train_stream: Sequence[Experience]
+    results_writer: Any
+    tensorboard: Any
+
+
 def run(config: dict[str, Any], *, progress: bool | None = None) -> dict[str, Any]:
     """Train and evaluate as `config` says and write the run folder `config["out"]`.
 
@@ -83,6 +100,27 @@ def run(config: dict[str, Any], *, progress: bool | None = None) -> dict[str, An
     on at most `lca_test_size` test samples. `progress` forces progress bars on or off
     (default: on when stderr is a terminal). Returns the results written.
     """
+    prepared = prepare_run(config, progress=progress)
+    start = time.perf_counter()
+    try:
+        prepared.strategy.train(prepared.train_stream)
+    finally:
+        prepared.tensorboard.close()
+    return finish_run(prepared, seconds=time.perf_counter() - start)
+
+
+def prepare_run(
+    config: dict[str, Any],
+    *,
+    progress: bool | None = None,
+    console: bool = True,
+    capture: bool = True,
+) -> PreparedRun:
+    """Build the benchmark, model, strategy and loggers of `config`; write config.json.
+
+    `console=False` leaves out the console logger (the fleet reports one run of K);
+    `capture=False` builds the strategy without its own CUDA graph (the fleet captures).
+    """
     from agem.benchmarks.registry import get
     from agem.plugins.evaluation import EvaluationPlugin
     from agem.plugins.loggers import (
@@ -91,7 +129,6 @@ def run(config: dict[str, Any], *, progress: bool | None = None) -> dict[str, An
         JSONResultsWriter,
         TensorBoardLogger,
     )
-    from agem.reporting.plots import write_run_plots
 
     device = _device(config["device"])
     if config["threads"]:
@@ -135,7 +172,7 @@ def run(config: dict[str, Any], *, progress: bool | None = None) -> dict[str, An
     )
     tensorboard = TensorBoardLogger(out, every=every)
     loggers = [
-        ConsoleLogger(interactive=progress),
+        *([ConsoleLogger(interactive=progress)] if console else []),
         CSVLogger(out / "metrics.csv", every=every),
         tensorboard,
         results_writer,
@@ -149,28 +186,46 @@ def run(config: dict[str, Any], *, progress: bool | None = None) -> dict[str, An
         "plugins": loggers,
         "evaluator": evaluator,
     }
+    if config.get("cuda_graph") and capture:
+        if config["strategy"] not in ("naive", "agem"):
+            raise ValueError(f"--cuda-graph supports naive and agem, not {config['strategy']}")
+        common["cuda_graph"] = True
     strategy = build_strategy(
         config["strategy"], model, optimizer, config["strategy_options"], common
     )
-    start = time.perf_counter()
-    try:
-        strategy.train(benchmark.train_stream)
-    finally:
-        tensorboard.close()
-    results_writer.extra["total_seconds"] = time.perf_counter() - start
-    results = results_writer.write(strategy)
-    write_run_plots(results, out)
+    return PreparedRun(config, strategy, benchmark.train_stream, results_writer, tensorboard)
+
+
+def finish_run(prepared: PreparedRun, *, seconds: float) -> dict[str, Any]:
+    """Write results.json (with the training wall time `seconds`) and the plots."""
+    from agem.reporting.plots import write_run_plots
+
+    prepared.results_writer.extra["total_seconds"] = seconds
+    results: dict[str, Any] = prepared.results_writer.write(prepared.strategy)
+    write_run_plots(results, Path(prepared.config["out"]))
     return results
+
+
+def _metrics_line(results: dict[str, Any], lca: int | None) -> str:
+    keys = ("A_T", "F_T", "BWT", "FWT", *([f"LCA_{lca}"] if lca is not None else []))
+    return "  ".join(f"{k}={results[k]:.4f}" for k in keys if results.get(k) is not None)
 
 
 def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
     config = resolve_config(args)
+    lca = config.get("lca_beta")
+    if config["fleet"] > 1:
+        from agem.fleet.run import run_fleet
+
+        runs = run_fleet(config)
+        for results in runs:
+            print(f"seed {results['seed']}: {_metrics_line(results, lca)}")
+        print(f"training {runs[0]['train_seconds']:.1f} s for {len(runs)} runs")
+        print(f"run folders: {config['out']}/seed<s>")
+        return runs[0]
     results = run(config)
     print(format_matrix(results["accuracy_matrix"]))
-    lca = config.get("lca_beta")
-    keys = ("A_T", "F_T", "BWT", "FWT", *([f"LCA_{lca}"] if lca is not None else []))
-    metrics = "  ".join(f"{k}={results[k]:.4f}" for k in keys if results.get(k) is not None)
-    print(metrics)
+    print(_metrics_line(results, lca))
     rss = results.get("peak_rss_bytes")
     memory = f", peak memory {rss / 2**20:.0f} MiB" if rss else ""
     print(f"training {results['train_seconds']:.1f} s{memory}")

@@ -264,21 +264,33 @@ class AGEMPlugin(Plugin):
         """
         if self.memory_x is None or self.memory_y is None or self.memory_t is None:
             raise RuntimeError("the A-GEM memory is empty: train on an experience first")
+        idx = self.sample_indices()
+        if idx is None:
+            return self.memory_x, self.memory_y, self.memory_t
+        return self.memory_x[idx], self.memory_y[idx], self.memory_t[idx]
+
+    def sample_indices(self) -> Tensor | None:
+        """The memory indices of the next sample, or None for the whole memory.
+
+        Draws from the sampling generator exactly as `sample_from_memory` does (which
+        calls it), so a caller that gathers the sample itself (the fleet) sees the same
+        draws as a single run.
+        """
+        if self.memory_y is None:
+            raise RuntimeError("the A-GEM memory is empty: train on an experience first")
         n = self.memory_size
         if self.sample_size >= n:
-            return self.memory_x, self.memory_y, self.memory_t
+            return None
         if self.sampling == "balanced":
-            idx = self._balanced_indices()
-        elif self.device_sampling:
-            idx = random_subset(
+            return self._balanced_indices()
+        if self.device_sampling:
+            return random_subset(
                 n, self.sample_size, generator=self._sample_gen, device=self.memory_y.device
             )
-        else:
-            assert self._sample_gen is not None
-            idx = torch.randperm(n, generator=self._sample_gen, device=self.memory_y.device)[
-                : self.sample_size
-            ]
-        return self.memory_x[idx], self.memory_y[idx], self.memory_t[idx]
+        assert self._sample_gen is not None
+        return torch.randperm(n, generator=self._sample_gen, device=self.memory_y.device)[
+            : self.sample_size
+        ]
 
     def _balanced_indices(self) -> Tensor:
         """Equal shares per experience, each continuing its experience's shuffled order.
