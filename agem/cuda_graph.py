@@ -112,6 +112,11 @@ class StepGraph:
         self._out: Any = None
         self._side: Any = None
 
+    @property
+    def captured(self) -> bool:
+        """True while a graph is captured for the current key (calls replay it)."""
+        return self._graph is not None
+
     def reset(self) -> None:
         """Drop the captured graph: the next call warms up and captures again."""
         self._key, self._graph, self._static, self._out = None, None, [], None

@@ -131,6 +131,12 @@ def prepare_run(
     )
 
     device = _device(config["device"])
+    if config.get("cuda_graph"):
+        from agem.cuda_graph import check_cuda_device
+
+        if config["strategy"] not in ("naive", "agem"):
+            raise ValueError(f"--cuda-graph supports naive and agem, not {config['strategy']}")
+        check_cuda_device(device)
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     spec = get(config["benchmark"])
@@ -187,8 +193,6 @@ def prepare_run(
         "evaluator": evaluator,
     }
     if config.get("cuda_graph") and capture:
-        if config["strategy"] not in ("naive", "agem"):
-            raise ValueError(f"--cuda-graph supports naive and agem, not {config['strategy']}")
         common["cuda_graph"] = True
     strategy = build_strategy(
         config["strategy"], model, optimizer, config["strategy_options"], common
