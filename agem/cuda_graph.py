@@ -139,7 +139,7 @@ class StepGraph:
                 static.copy_(x, non_blocking=True)
             self._graph.replay()
             self.replays += 1
-            return self._out  # type: ignore[no-any-return]
+            return self._out  # type: ignore[no-any-return,unused-ignore]
         if self._left > 0:
             self._left -= 1
             return self._warmup_step(list(inputs), step)

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_agem import average_accuracy, hand_agem, permuted_fashion, stream_tensors  # noqa: E402
+from benchmark_agem import average_accuracy, hand_agem, permuted_fashion, stream_tensors
 
 GPU_VARIANTS = (
     "hand_agem",
@@ -218,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     compare: Callable[[str, str], None] = lambda a, b: print(  # noqa: E731
         f"{_label(a, cfg.fleet)} vs {_label(b, cfg.fleet)}: {med[b] / med[a]:.2f}x throughput"
     )
-    for a, b in (("fleet", "seq"), ("fleet", "agem"), ("agem_graph", "agem"),
-                 ("fleet_graph", "agem"), ("naive_graph", "naive"), ("agem", "hand_agem")):  # fmt: skip
+    pairs = [("fleet", "seq"), ("fleet", "agem"), ("agem_graph", "agem")]
+    pairs += [("fleet_graph", "agem"), ("naive_graph", "naive"), ("agem", "hand_agem")]
+    for a, b in pairs:
         if a in med and b in med:
             compare(a, b)
     if cfg.json is not None:

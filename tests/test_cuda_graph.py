@@ -61,7 +61,7 @@ def test_cpu_device_is_refused() -> None:
 def test_plugin_that_is_not_graph_safe_is_refused() -> None:
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(ValueError, match="ScaleGrads is not graph-safe .*after_backward"):
+    with pytest.raises(ValueError, match=r"ScaleGrads is not graph-safe .*after_backward"):
         agem.Naive(model, opt, plugins=[ScaleGrads()], device="cpu", cuda_graph=True)
     # declared graph-safe: the plugin check passes, the next refusal is the device's
     with pytest.raises(ValueError, match="CUDA device"):
@@ -90,7 +90,7 @@ def test_graph_safety_of_the_library_plugins() -> None:
     assert is_graph_safe(CSVLogger("unused.csv"))  # no hook inside the step
     assert not is_graph_safe(ReplayPlugin(10)) and not is_graph_safe(EWCPlugin(1.0))
     assert not is_graph_safe(ScaleGrads()) and is_graph_safe(SafeScaleGrads())
-    with pytest.raises(ValueError, match="ReplayPlugin is not graph-safe .*before_forward"):
+    with pytest.raises(ValueError, match=r"ReplayPlugin is not graph-safe .*before_forward"):
         check_graph_safe([EvaluationPlugin(), ReplayPlugin(10)])
     assert IN_STEP_HOOKS[0] == "before_training_iteration" and IN_STEP_HOOKS[-1] == "after_update"
 
@@ -107,8 +107,9 @@ def test_cli_cuda_graph_refusals_are_one_line(
 ) -> None:
     if message == "<cuda present>":
         pytest.skip("a CUDA GPU is present: --cuda-graph on the CPU device is still refused")
-    code = main(["run", *args, "--n-experiences", "2", "--hidden-sizes", "8",
-                 "--out", str(tmp_path / "x")])
+    code = main(
+        ["run", *args, "--n-experiences", "2", "--hidden-sizes", "8", "--out", str(tmp_path / "x")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert message in err or "CUDA is not available" in err
@@ -177,8 +178,12 @@ def _pair(name: str, **kw: Any) -> tuple[agem.BaseTemplate, agem.BaseTemplate]:
         model = _model(0)
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         common: dict[str, Any] = {
-            "train_mb_size": 10, "device": "cuda", "seed": 0, "evaluator": False,
-            "cuda_graph": graph, **kw,
+            "train_mb_size": 10,
+            "device": "cuda",
+            "seed": 0,
+            "evaluator": False,
+            "cuda_graph": graph,
+            **kw,
         }
         if name == "agem":
             made.append(agem.AGEM(model, opt, **common))
@@ -270,11 +275,23 @@ def _fleet(name: str, graph: bool, plugins: Any = None, k: int = 4) -> Fleet:
     for s in range(k):
         model = _model(s)
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
-        common: dict[str, Any] = {"train_mb_size": 10, "device": "cuda", "seed": s,
-                                  "evaluator": False}
+        common: dict[str, Any] = {
+            "train_mb_size": 10,
+            "device": "cuda",
+            "seed": s,
+            "evaluator": False,
+        }
         if name == "agem":
-            members.append(agem.AGEM(model, opt, patterns_per_experience=50, sample_size=20,
-                                     plugins=plugins if s == k - 1 else None, **common))
+            members.append(
+                agem.AGEM(
+                    model,
+                    opt,
+                    patterns_per_experience=50,
+                    sample_size=20,
+                    plugins=plugins if s == k - 1 else None,
+                    **common,
+                )
+            )
         else:
             members.append(agem.Naive(model, opt, **common))
     return Fleet(members, cuda_graph=graph)

@@ -184,7 +184,9 @@ def test_cli_fleet_writes_run_folders_that_compare_reads(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "fleet"
-    assert _cli("--strategy", "agem", "--fleet", "2", "--seed", "7", "--out", str(out), *CLI_ARGS) == 0
+    assert (
+        _cli("--strategy", "agem", "--fleet", "2", "--seed", "7", "--out", str(out), *CLI_ARGS) == 0
+    )
     assert "seed 8: A_T=" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["seed7", "seed8"]
     for s in (7, 8):

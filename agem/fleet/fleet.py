@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +42,7 @@ FLEET_STRATEGIES = (Naive, AGEM, Replay)
 _METHOD_PLUGINS = (AGEMPlugin, ReplayPlugin)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise ValueError(f"fleet: {message}")
 
 
@@ -122,7 +122,7 @@ class Fleet:
         self._bind_members()
         self.optimizer = type(first.optimizer)([self.flat], **_hyper(first.optimizer))
         self._base = copy.deepcopy(first.model).to("meta")
-        self.agem = [m.agem_plugin for m in members] if isinstance(first, AGEM) else []
+        self.agem: list[AGEMPlugin] = [m.agem_plugin for m in members if isinstance(m, AGEM)]
         self._memory: tuple[Tensor, Tensor] | None = None
         self._generator: torch.Generator | None = None
         self.step_graph = StepGraph() if cuda_graph else None
@@ -156,7 +156,9 @@ class Fleet:
         losses, out = vmap(self._member_loss)(self.flat, x, y)
         return losses, out
 
-    def _step(self, x: Tensor, y: Tensor, ref: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor]:
+    def _step(
+        self, x: Tensor, y: Tensor, ref: tuple[Tensor, Tensor] | None
+    ) -> tuple[Tensor, Tensor]:
         """One SGD step of every run; with `ref`, A-GEM's reference gradient and projection."""
         self.flat.grad = None
         g_ref = None
@@ -208,12 +210,12 @@ class Fleet:
         self._memory = None
         if not self.agem or self.agem[0].memory_x is None:
             return
-        xs, ys = [], []
+        xs: list[Tensor] = []
+        ys: list[Tensor] = []
         for plugin in self.agem:
+            plugin._place(self.device)  # a no-op when the memory is already there
             if plugin.memory_x is None or plugin.memory_y is None:
                 _fail("members' A-GEM memories differ in size")
-            if plugin.memory_x.device != self.device:
-                plugin._place(self.device)
             xs.append(plugin.memory_x)
             ys.append(plugin.memory_y)
         if len({x.shape for x in xs}) != 1:
@@ -221,11 +223,15 @@ class Fleet:
         self._memory = (torch.stack(xs), torch.stack(ys))
 
     # ---- the loop ------------------------------------------------------------------------
-    def train(self, experiences: Sequence[Experience | Sequence[Experience]], **kwargs: Any) -> None:
+    def train(
+        self, experiences: Sequence[Experience | Sequence[Experience]], **kwargs: Any
+    ) -> None:
         """Train member k on `experiences[k]` (an experience or a sequence), in lockstep."""
         if len(experiences) != self.size:
-            _fail(f"train() needs one experience sequence per member ({self.size}), "
-                  f"got {len(experiences)}")
+            _fail(
+                f"train() needs one experience sequence per member ({self.size}), "
+                f"got {len(experiences)}"
+            )
         streams = [_experiences(e, "train") for e in experiences]
         if len({len(s) for s in streams}) != 1:
             _fail("members' experience sequences differ in length")

@@ -46,7 +46,8 @@ def run_fleet(config: dict[str, Any], *, progress: bool | None = None) -> list[d
 
     configs = member_configs(config)
     prepared = [
-        prepare_run(c, progress=progress, console=i == 0, capture=False) for i, c in enumerate(configs)
+        prepare_run(c, progress=progress, console=i == 0, capture=False)
+        for i, c in enumerate(configs)
     ]
     fleet = Fleet([p.strategy for p in prepared], cuda_graph=bool(config.get("cuda_graph")))
     start = time.perf_counter()

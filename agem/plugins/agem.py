@@ -107,8 +107,10 @@ def project(g: Tensor, g_ref: Tensor) -> None:
     g.g_ref < 0 is made per run, still without a host synchronisation).
     """
     if g.shape != g_ref.shape or g.dim() not in (1, 2):
-        raise ValueError(f"project needs g and g_ref of one shape [P] or [runs, P], got "
-                         f"{tuple(g.shape)} and {tuple(g_ref.shape)}")
+        raise ValueError(
+            f"project needs g and g_ref of one shape [P] or [runs, P], got "
+            f"{tuple(g.shape)} and {tuple(g_ref.shape)}"
+        )
     if g.dim() == 1:
         dot = torch.dot(g, g_ref)
         ref_sq = torch.dot(g_ref, g_ref)
