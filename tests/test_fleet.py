@@ -77,6 +77,7 @@ def agem_pair() -> dict[str, Any]:
         alone[s].train(benches[s].train_stream[1:])
     fleet.train([benches[s].train_stream[1:] for s in SEEDS])
     return {
+        "fleet": fleet,
         "alone": alone,
         "members": members,
         "after_first": after_first,
@@ -120,11 +121,18 @@ def test_memory_and_memory_samples_are_the_single_runs(agem_pair: dict[str, Any]
         assert any(x is not None for x in drawn_f)  # sample 25 < memory 40 after exp 0
 
 
-def test_fleet_members_evaluate_their_live_weights(agem_pair: dict[str, Any]) -> None:
-    member = agem_pair["members"][0]
-    metrics = member.eval(_bench(SEEDS[0]).test_stream)
-    R = member.evaluator.accuracy_matrix()
-    assert metrics and abs(sum(R[-1]) / 3 - member.evaluator.summary()["A_T"]) < 1e-9
+def test_members_models_are_views_of_the_stacked_parameters(agem_pair: dict[str, Any]) -> None:
+    fleet = agem_pair["fleet"]
+    flat = fleet.flat.detach()
+    for k, member in enumerate(agem_pair["members"]):
+        assert torch.equal(_flat(member), flat[k])
+        for p in member.model.parameters():  # shared storage: evaluation sees live weights
+            assert p.untyped_storage().data_ptr() == flat.untyped_storage().data_ptr()
+    evaluator = agem_pair["members"][1].evaluator
+    experiences = [evaluator.experiences[k] for k in sorted(evaluator.experiences)]
+    steps = -(-len(_bench(SEEDS[1]).train_stream[0].dataset) // 10)
+    assert [e["iterations"] for e in experiences] == [steps] * 3
+    assert all(e["train_seconds"] > 0 for e in experiences)
 
 
 @pytest.mark.parametrize("name", ["naive", "replay"])

@@ -20,6 +20,7 @@ inside the step is refused.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Hashable, Sequence
 from typing import Any, NoReturn
 
@@ -81,6 +82,14 @@ def _check_member(m: Any, first: BaseTemplate) -> None:
         if not isinstance(plugin, _METHOD_PLUGINS) and in_step_hooks(plugin):
             hooks = ", ".join(in_step_hooks(plugin))
             _fail(f"plugin {type(plugin).__name__} has hooks inside the step ({hooks})")
+
+
+def _exclude_from_timing(evaluator: Any, seconds: float) -> None:
+    """Leave `seconds` (the earlier members' end-of-experience evaluations) out of this
+    member's training time: each run's time is the fleet's time for the experience."""
+    start = getattr(evaluator, "_exp_start", None)
+    if isinstance(start, float):
+        evaluator._exp_start = start + seconds
 
 
 class Fleet:
@@ -284,7 +293,9 @@ class Fleet:
             for m in members:
                 fire(m._hooks, "after_training_epoch", m, kwargs)
                 m.clock.train_exp_epochs += 1
+        done = time.perf_counter()
         for m in members:
+            _exclude_from_timing(m.evaluator, time.perf_counter() - done)
             fire(m._hooks, "after_training_exp", m, kwargs)
             m.clock.train_exp_counter += 1
         self._memory = None
