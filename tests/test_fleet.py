@@ -222,6 +222,8 @@ def test_cli_fleet_writes_run_folders_that_compare_reads(
         (("--strategy", "gem", "--fleet", "2"), "--fleet supports --strategy naive, agem, replay"),
         (("--strategy", "agem", "--fleet", "2", "--sampling", "balanced"), "--sampling uniform"),
         (("--fleet", "0"), "positive integer"),
+        (("--fleet", "2", "--model", "resnet18"), "--model mlp without --task-labels"),
+        (("--fleet", "2", "--task-labels"), "--model mlp without --task-labels"),
         (("--strategy", "replay", "--fleet", "2", "--cuda-graph"), "naive and agem"),
     ],
 )
