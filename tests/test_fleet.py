@@ -211,9 +211,11 @@ def test_cli_fleet_writes_run_folders_that_compare_reads(
     R_alone = json.loads((alone / "results.json").read_text())["accuracy_matrix"]
     assert max(abs(a - b) for ra, rb in zip(R_fleet, R_alone) for a, b in zip(ra, rb)) <= 0.02
     capsys.readouterr()
-    assert main(["compare", str(out / "seed7"), str(out / "seed8")]) == 0
+    runs = [str(out / "seed7"), str(out / "seed8")]
+    assert main(["compare", *runs, "--out", str(tmp_path)]) == 0
     table = capsys.readouterr().out
     assert "agem" in table and "permuted_digits" in table
+    assert (tmp_path / "comparison.png").is_file()
 
 
 @pytest.mark.parametrize(
