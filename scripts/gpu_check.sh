@@ -2,8 +2,9 @@
 # One-shot check of the captured step and the fleet on a CUDA machine, from the
 # repository root:  bash scripts/gpu_check.sh
 # Installs the package (no dependencies: torch with CUDA must already be there), runs
-# the GPU tests (equality with the eager step, no host synchronisation per step), then
-# times every variant with scripts/benchmark_gpu.py; its table is printed last.
+# the GPU tests (equality with the eager step, no host synchronisation per step, a
+# captured fleet's run folders resumed run by run), then times every variant with
+# scripts/benchmark_gpu.py; its table is printed last. Ends within about 8 minutes.
 # Environment: PYTHON (default python), OUT (a folder for bench_gpu.json; default /tmp),
 # BENCH_ARGS (extra benchmark options, e.g. "--repeats 5").
 set -u
@@ -22,19 +23,17 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout, even if pi
 "$PY" -m pip install --no-deps --no-build-isolation -q -e . \
   || echo "pip install failed: using PYTHONPATH=$PWD instead"
 
-echo "== GPU tests (captured step, fleet on the GPU), then the fleet's CPU equivalence tests"
+echo "== GPU tests (captured step, fleet on the GPU, captured fleet folders and resume)"
 "$PY" -m pytest --version >/dev/null 2>&1 || "$PY" -m pip install -q pytest \
   || echo "pytest is not available: tests cannot run"
-timeout 180 "$PY" -m pytest -p no:cacheprovider -q -rs tests/test_cuda_graph.py 2>&1 | tail -20
-gpu_rc=${PIPESTATUS[0]}
-timeout 120 "$PY" -m pytest -p no:cacheprovider -q tests/test_fleet.py 2>&1 | tail -5
-fleet_rc=${PIPESTATUS[0]}
-tests_rc=$(( gpu_rc != 0 || fleet_rc != 0 ))
-echo "GPU tests exit status $gpu_rc, fleet tests exit status $fleet_rc"
+timeout 150 "$PY" -m pytest -p no:cacheprovider -x -q -rs tests/test_cuda_graph.py \
+  tests/test_fleet_runs.py 2>&1 | tail -20
+tests_rc=${PIPESTATUS[0]}
+echo "GPU tests exit status $tests_rc"
 
 echo "== benchmark"
 # shellcheck disable=SC2086
-timeout 360 "$PY" scripts/benchmark_gpu.py --device cuda --repeats 3 \
+timeout 300 "$PY" scripts/benchmark_gpu.py --device cuda --repeats 3 \
   --json "$OUT_DIR/bench_gpu.json" ${BENCH_ARGS:-}
 bench_rc=$?
 exit $(( tests_rc != 0 || bench_rc != 0 ))

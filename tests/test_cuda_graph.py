@@ -99,7 +99,10 @@ def test_graph_safety_of_the_library_plugins() -> None:
     ("args", "message"),
     [
         (("--cuda-graph",), "needs a CUDA device"),
-        (("--cuda-graph", "--strategy", "gem", "--device", "cuda"), "supports --strategy naive, agem"),
+        (
+            ("--cuda-graph", "--strategy", "gem", "--device", "cuda"),
+            "supports --strategy naive, agem",
+        ),
     ],
 )
 def test_cli_cuda_graph_refusals_are_one_line(

@@ -25,9 +25,7 @@ if TYPE_CHECKING:
 def member_configs(config: RunConfig) -> list[RunConfig]:
     """The configs of the fleet's runs: seeds seed..seed+K-1, each with `fleet` 1, so
     that its config.json describes (and resumes) it as a single run."""
-    return [
-        dataclasses.replace(config, seed=config.seed + i, fleet=1) for i in range(config.fleet)
-    ]
+    return [dataclasses.replace(config, seed=config.seed + i, fleet=1) for i in range(config.fleet)]
 
 
 def member_folder(out: Path, config: RunConfig) -> Path:

@@ -372,7 +372,9 @@ class Execution(Protocol):
     def end(self, status: str, **extra: Any) -> None: ...
 
 
-def _execute(execution: Execution, signals: _Signals, prepare: Callable[[], None]) -> dict[str, Any]:
+def _execute(
+    execution: Execution, signals: _Signals, prepare: Callable[[], None]
+) -> dict[str, Any]:
     """Prepare the folder and train; record how the run ended if it ends early."""
     started = False
     try:
