@@ -71,6 +71,7 @@ def _fake_run(root: Path, name: str, seed: int, a_t: float, **config: Any) -> Pa
     cfg["out"] = str(folder)
     (folder / "config.json").write_text(json.dumps(cfg))
     results = {
+        "status": "complete",
         "A_T": a_t,
         "F_T": 0.1,
         "BWT": -0.1,
@@ -110,3 +111,80 @@ def test_unreadable_results_is_a_clear_error(tmp_path: Path) -> None:
     (folder / "results.json").write_text("{not json")
     with pytest.raises(ValueError, match="unreadable results"):
         load_run(folder)
+
+
+def _status_run(root: Path, name: str, seed: int, a_t: float, status: str | None) -> Path:
+    folder = _fake_run(root, name, seed, a_t)
+    results = json.loads((folder / "results.json").read_text())
+    if status is not None:
+        results["status"] = status
+    (folder / "results.json").write_text(json.dumps(results))
+    return folder
+
+
+def test_only_complete_runs_are_compared_and_others_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    done = _status_run(tmp_path, "done", 0, 0.6, "complete")
+    other = _status_run(tmp_path, "other", 1, 0.8, "complete")
+    killed = _status_run(tmp_path, "killed", 2, 0.1, "running")
+    stopped = _status_run(tmp_path, "stopped", 3, 0.1, "interrupted")
+    args = ["compare", str(done), str(done), str(tmp_path / "." / "done"), str(other)]
+    assert main([*args, str(killed), str(stopped), "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    table, _, rest = out.partition("incomplete runs")
+    row = table.splitlines()[2].split()
+    assert row[:3] == ["agem", "permuted_digits", "2"]  # done counted once, plus other
+    assert "0.7000 ± 0.1414" in table and len(table.strip().splitlines()) == 3  # one row
+    assert f"{killed}  running" in rest and f"{stopped}  interrupted" in rest
+    assert main(["compare", str(killed), "--no-plot"]) == 1
+    assert "no complete runs" in capsys.readouterr().out
+
+
+def test_two_folders_with_one_seed_count_one_seed(tmp_path: Path) -> None:
+    runs = [load_run(_fake_run(tmp_path, n, 0, a)) for n, a in (("a", 0.5), ("b", 0.7))]
+    rows = comparison_rows(runs)
+    assert len(rows) == 1 and rows[0]["seeds"] == [0]
+
+
+def test_compare_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folders = [str(_fake_run(tmp_path, f"s{s}", s, 0.6 + 0.2 * s)) for s in (0, 1)]
+    assert main(["compare", *folders, "--format", "md", "--no-plot"]) == 0
+    md = capsys.readouterr().out.splitlines()
+    assert md[0].startswith("| strategy | benchmark | seeds | A_T |") and md[1].startswith("|---")
+    assert "0.7000 ± 0.1414" in md[2]
+    assert main(["compare", *folders, "--format", "csv", "--no-plot"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("strategy,benchmark,seeds,A_T_mean,A_T_std,")
+    cells = lines[1].split(",")
+    assert float(cells[3]) == pytest.approx(0.7) and float(cells[4]) == pytest.approx(0.1414, 1e-3)
+    assert main(["compare", *folders, "--format", "latex", "--no-plot"]) == 0
+    tex = capsys.readouterr().out
+    assert tex.startswith("\\begin{tabular}") and "\\toprule" in tex
+    assert "0.7000 $\\pm$ 0.1414" in tex and "permuted\\_digits" in tex
+
+
+def test_compare_reads_a_sweep_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.toml").write_text("[grid]\nseed = [0, 1, 2]\n")
+    (sweep / "logs").mkdir()
+    _status_run(sweep, "seed-0", 0, 0.6, "complete")
+    _status_run(sweep, "seed-1", 1, 0.8, "complete")
+    unstarted = sweep / "seed-2"
+    unstarted.mkdir()
+    (unstarted / "config.json").write_text(json.dumps({"strategy": "agem", "seed": 2}))
+    assert main(["compare", str(sweep), str(sweep / "seed-0"), "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    assert "0.7000 ± 0.1414" in out
+    assert f"{unstarted}  not started" in out
+
+
+def test_labels_name_only_what_differs_within_a_strategy(tmp_path: Path) -> None:
+    runs = [
+        load_run(_fake_run(tmp_path, "replay", 0, 0.6, strategy="replay", mem_size=500)),
+        load_run(_fake_run(tmp_path, "agem", 0, 0.7, mem_size=1000)),
+        load_run(_fake_run(tmp_path, "agem-lr", 0, 0.7, mem_size=1000, lr=0.03)),
+    ]
+    labels = [row["label"] for row in comparison_rows(runs)]
+    assert labels == ["replay", "agem (lr=0.1)", "agem (lr=0.03)"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from scipy.stats import chisquare
+from chi_square import chisquare
 
 import agem
 from agem.benchmarks import from_tensors

@@ -1,7 +1,8 @@
-"""The embedded offline default: scikit-learn's bundled 8x8 digits (1,797 images).
+"""The embedded offline default: the UCI 8x8 handwritten digits (1,797 images).
 
-No download is needed, so `agem run` works on a fresh machine without network. The
-images (values 0..16) are kept as uint8 and scaled to [0, 1] per minibatch. A fixed,
+They ship inside the package (`data/digits.npz`, read with numpy only), so `agem run`
+works on a fresh machine without network or extra dependencies. The images (values
+0..16) are kept as uint8 and scaled to [0, 1] per minibatch. A fixed,
 stratified 70/30 train/test split is drawn once from `split_seed`.
 """
 
@@ -16,29 +17,23 @@ from agem.benchmarks.streams import Benchmark
 
 DIGITS_SCALE = 16.0
 N_DIGITS = 1797
+DIGITS_FILE = "digits.npz"
 
 
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """(images [1797, 8, 8], labels [1797]) of scikit-learn's bundled digits.
+    """(images uint8 [1797, 8, 8] in 0..16, labels [1797]) from the file shipped in the package.
 
-    The bundled CSV is read directly when it is where scikit-learn keeps it, which
-    avoids importing scikit-learn (seconds on a cold start); otherwise through
-    `sklearn.datasets.load_digits`. Both give the same arrays.
+    The array file is read with numpy only, so the offline default needs no extra
+    dependency; its origin and licence are in `agem/benchmarks/data/README.md`.
     """
-    import importlib.util
-    import os
+    from importlib.resources import files
 
-    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
-    for base in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(base, "datasets", "data", "digits.csv.gz")
-        if os.path.isfile(path):
-            table = np.loadtxt(path, delimiter=",")
-            if table.shape == (N_DIGITS, 65) and table.min() >= 0 and table[:, :64].max() <= 16:
-                return table[:, :64].reshape(-1, 8, 8), table[:, 64]
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    return data.images, data.target
+    resource = files("agem.benchmarks") / "data" / DIGITS_FILE
+    with resource.open("rb") as f, np.load(f, allow_pickle=False) as arrays:
+        images, labels = arrays["images"], arrays["labels"]
+    if images.shape != (N_DIGITS, 8, 8) or labels.shape != (N_DIGITS,) or images.max() > 16:
+        raise ValueError(f"the packaged {DIGITS_FILE} is damaged; reinstall agem")
+    return images, labels.astype(np.int64)
 
 
 def load_digits_tensors(

@@ -1,8 +1,11 @@
 """`agem compare RUN...`: a side-by-side table of run folders and a comparison plot.
 
 Runs of the same configuration with different seeds are grouped: their metrics are
-shown as mean ± std. The plot is written to `--out DIR/comparison.png` (default: the
-current directory); `--no-plot` skips it.
+shown as mean ± std over distinct seeds. Only complete runs are compared; the others
+are listed below the table with their status. A sweep folder stands for all its runs,
+and a folder given twice counts once. `--format md|csv|latex` prints the table for a
+document. The plot is written to `--out DIR/comparison.png` (default: the current
+directory); `--no-plot` skips it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             "comparison.png."
         ),
     )
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders written by `agem run`")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="run folders written by `agem run`, or sweep folders written by `agem sweep`",
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "md", "csv", "latex"),
+        default="text",
+        help="table format (default text; md, csv and latex for documents)",
+    )
     p.add_argument(
         "--out",
         default=".",
@@ -34,12 +48,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def compare_from_args(args: argparse.Namespace) -> int:
     """Load every run (a ValueError names the first unusable folder), print, plot."""
-    from agem.reporting.compare import comparison_rows, format_table, load_run
+    import sys
 
-    runs = [load_run(path) for path in args.runs]
-    rows = comparison_rows(runs)
-    print(format_table(rows))
-    if not args.no_plot:
+    from agem.reporting.compare import FORMATS, comparison_rows, load_runs, split_complete
+
+    complete, incomplete = split_complete(load_runs(args.runs))
+    rows = comparison_rows(complete)
+    info = sys.stdout if args.format == "text" else sys.stderr  # keep md/csv/latex clean
+    if rows:
+        print(FORMATS[args.format](rows))
+    else:
+        print("no complete runs to compare", file=info)
+    if incomplete:
+        print(f"incomplete runs, not compared ({len(incomplete)}):", file=info)
+        for run in incomplete:
+            print(f"  {run.path}  {run.status}", file=info)
+    if rows and not args.no_plot:
         from agem.reporting.plots import plot_comparison
 
         target = Path(args.out) / "comparison.png"
@@ -47,5 +71,5 @@ def compare_from_args(args: argparse.Namespace) -> int:
             path = plot_comparison(rows, target)
         except OSError as err:
             raise ValueError(f"cannot write {target}: {err.strerror or err}") from None
-        print(f"comparison plot: {path}")
-    return 0
+        print(f"comparison plot: {path}", file=info)
+    return 0 if rows else 1

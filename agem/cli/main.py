@@ -1,6 +1,7 @@
-"""`agem` command line: `agem run`, `agem compare`, `agem datasets`.
+"""`agem` command line: `agem run`, `agem sweep`, `agem compare`, `agem datasets`.
 
-Bad arguments exit with status 2 and one line on stderr, never a traceback.
+Bad arguments exit with status 2 and one line on stderr, never a traceback; `--debug`
+(or the environment variable AGEM_DEBUG=1) shows the traceback of such errors instead.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from agem.extras import MissingExtraError
 
 
 class UsageError(Exception):
@@ -21,23 +24,75 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+DEBUG_VARIABLE = "AGEM_DEBUG"
+
+
+def versions() -> str:
+    """ "agem X (torch Y, Python Z)": what `agem --version` prints."""
+    import platform
+
+    import torch
+
+    from agem import __version__
+
+    return f"agem {__version__} (torch {torch.__version__}, Python {platform.python_version()})"
+
+
+class _Version(argparse.Action):
+    """`--version`: print the versions and exit (torch is imported only when asked)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(versions())
+        parser.exit()
+
+
+def debug_requested(args: argparse.Namespace | None = None) -> bool:
+    """True when `--debug` was given or AGEM_DEBUG is set to a true value."""
+    if args is not None and getattr(args, "debug", False):
+        return True
+    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="agem", description="Continual learning with A-GEM.")
+    parser.add_argument(
+        "--version", action=_Version, help="print the agem, torch and Python versions and exit"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the full traceback of errors instead of one line "
+        f"(also {DEBUG_VARIABLE}=1; default: one line)",
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     from agem.cli.run import add_parser as _add_run
 
     _add_run(sub)
+    from agem.cli.sweep import add_parser as _add_sweep
+
+    _add_sweep(sub)
     from agem.cli.datasets import add_parser as _add_datasets
 
     _add_datasets(sub)
     from agem.cli.compare import add_parser as _add_compare
 
     _add_compare(sub)
+    for command in sub.choices.values():  # also accepted after the subcommand
+        command.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=f"show the full traceback of errors (also {DEBUG_VARIABLE}=1; default: off)",
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    args: argparse.Namespace | None = None
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -47,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agem.cli.run import run_command
 
             return run_command(args)
+        if args.command == "sweep":
+            from agem.cli.sweep import sweep_from_args
+
+            return sweep_from_args(args)
         if args.command == "compare":
             from agem.cli.compare import compare_from_args
 
@@ -59,7 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(str(err), file=sys.stderr)
         return 2
-    except (ValueError, TypeError, OSError) as err:
+    except (ValueError, TypeError, OSError, MissingExtraError) as err:
+        if debug_requested(args):
+            raise
         print(f"agem: error: {describe_error(err)}", file=sys.stderr)
         return 2
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
+from agem.cli.applicability import ignored_options
 from agem.runs.config import (
     EWC_MODES,
     MODELS,
@@ -32,6 +34,11 @@ _HELP: dict[str, tuple[str, str]] = {
         "run",
         "permuted/rotated benchmarks: training samples kept per experience "
         "(the A-GEM paper's MNIST protocol uses 10000; default: all of them)",
+    ),
+    "experiences": (
+        "run",
+        "train and evaluate on this range START:STOP of the benchmark's experiences only, "
+        "renumbered from 0: 0:3 to choose hyperparameters, 3:20 to report (default: all)",
     ),
     "data_dir": (
         "run",
@@ -55,7 +62,11 @@ _HELP: dict[str, tuple[str, str]] = {
     "eval_batch_size": ("run", "evaluation minibatch size"),
     "seed": ("run", "random seed (0 to 2**32-1)"),
     "device": ("run", "torch device, e.g. cpu, cuda, cuda:1"),
-    "threads": ("run", "torch CPU threads (default: torch's choice)"),
+    "threads": (
+        "run",
+        "torch CPU threads (default: 1 for a model without convolutions and with at most "
+        "5M parameters on the CPU, else torch's choice)",
+    ),
     "checkpoint": (
         "run",
         "do not write a checkpoint after each experience, so the run cannot be resumed "
@@ -79,6 +90,12 @@ _HELP: dict[str, tuple[str, str]] = {
     "log_every": (
         "evaluation and logging",
         "training-loss points in metrics.csv / TensorBoard every N iterations",
+    ),
+    "logger": (
+        "evaluation and logging",
+        "loggers, comma-separated: csv (metrics.csv), tensorboard (events and "
+        "hyperparameters), wandb (Weights & Biases; needs agem[wandb], WANDB_MODE=offline "
+        "writes locally)",
     ),
     "patterns_per_experience": ("agem / gem", "episodic memory patterns stored per experience"),
     "sample_size": ("agem / gem", "A-GEM: memory patterns per reference gradient"),
@@ -283,10 +300,14 @@ def run_from_args(args: argparse.Namespace) -> int:
         results = run(config, out, resume=True)
     else:
         config = config_from_args(args)
+        given = [n for n in RunConfig.field_names() if hasattr(args, n)]
         fleet = f"-fleet{config.fleet}" if config.fleet > 1 else ""
         default = f"runs/{config.benchmark}-{config.strategy}{fleet}-seed{config.seed}"
         out = Path(args.out or default)
         results = run(config, out, overwrite=args.overwrite)
+        # after the run: an error stays one line, and the warning is not lost in progress
+        for message in ignored_options(config, given):
+            print(f"agem: warning: {message}", file=sys.stderr)
     print_results(results, out)
     return 0
 
@@ -299,7 +320,6 @@ def _is_fleet_folder(path: Path) -> bool:
 def run_command(args: argparse.Namespace) -> int:
     """`run_from_args`, with a run that stops early reported in one line and its exit
     status: 3 when training diverged, 130/143 when SIGINT/SIGTERM interrupted it."""
-    import sys
 
     from agem.runs.execute import RunInterrupted, TrainingDiverged
 

@@ -47,7 +47,7 @@ class DatasetSource:
     key: str
     title: str
     files: tuple[RemoteFile, ...]
-    mirrors: tuple[str, ...]  # base URLs, tried in order; the first is the official one
+    mirrors: tuple[str, ...]  # base URLs, tried in order: the most reliable first
     folders: tuple[str, ...]  # layouts under the data root; the first is the download target
     system_dirs: tuple[str, ...] = ()
     apt_package: str | None = None  # a distribution package that installs the files
@@ -98,12 +98,21 @@ _FASHION_MD5 = (
     ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
 )
 
+#: MNIST's hosts, in the order tried: PyTorch's copy (what torchvision downloads), Google's
+#: copy (TensorFlow's), then the original site, which refuses downloads (HTTP 403) at times.
+#: They serve the same files, checked against the same MD5 sums.
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+
 DATASETS: dict[str, DatasetSource] = {
     "mnist": DatasetSource(
         "mnist",
         "MNIST",
         tuple(RemoteFile(n, md5=m) for n, m in _MNIST_MD5),
-        ("http://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+        MNIST_MIRRORS,
         ("mnist", "MNIST/raw"),
     ),
     "fashion-mnist": DatasetSource(

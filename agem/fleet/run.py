@@ -74,7 +74,7 @@ class _FleetRun:
                     run.experience_done(elapsed)
         with signals.critical():
             for run in self.runs:
-                run.tensorboard.close()
+                run.close_loggers()
             elapsed = time.perf_counter() - start
             runs = [run.finish(elapsed) for run in self.runs]
         return {"status": "complete", "fleet_size": len(runs), "runs": runs}

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from agem.extras import require
 from agem.plugins.base import Plugin, check_settings
 from agem.plugins.memory import KeepBatchNormStats, batchnorm_modules, load_patterns
 
@@ -98,6 +99,7 @@ class GEMPlugin(Plugin):
         *,
         seed: int | None = None,
     ) -> None:
+        require("gem")  # quadprog: fail now with the pip command, not at the first conflict
         if (
             isinstance(patterns_per_experience, bool)
             or not isinstance(patterns_per_experience, int)

@@ -22,6 +22,7 @@ MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
 EWC_MODES = ("separate", "online")
+LOGGERS = ("csv", "tensorboard", "wandb")
 DEFAULT_BENCHMARK = "permuted_digits"
 
 MAX_SEED = 2**32 - 1
@@ -57,6 +58,7 @@ _RULES: dict[str, _Rule] = {
     "benchmark": _Rule("str"),  # checked against the registry
     "n_experiences": _Rule("int", 1, MAX_EXPERIENCES, optional=True),
     "train_subset": _Rule("int", 1, optional=True),
+    "experiences": _Rule("range", optional=True),
     "data_dir": _Rule("str", optional=True),
     "download": _Rule("bool"),
     "task_labels": _Rule("bool"),
@@ -85,6 +87,7 @@ _RULES: dict[str, _Rule] = {
     "lca_beta": _Rule("int", 0, optional=True),
     "lca_test_size": _Rule("int", 0),
     "log_every": _Rule("int", 1),
+    "logger": _Rule("str"),  # comma-separated LOGGERS, checked in RunConfig
     "fleet": _Rule("int", 1, MAX_FLEET),
     "cuda_graph": _Rule("bool"),
 }
@@ -92,7 +95,10 @@ _RULES: dict[str, _Rule] = {
 
 def _describe(rule: _Rule) -> str:
     kind = {"int": "an integer", "float": "a finite number", "str": "a string"}.get(
-        rule.kind, "a true/false value" if rule.kind == "bool" else "a list of sizes"
+        rule.kind,
+        {"bool": "a true/false value", "range": "a range START:STOP like 3:20"}.get(
+            rule.kind, "a list of sizes"
+        ),
     )
     if rule.choices:
         kind = "one of " + ", ".join(rule.choices)
@@ -114,6 +120,16 @@ def _check(name: str, value: Any) -> Any:
         raise bad
     if rule.kind == "bool":
         if not isinstance(value, bool):
+            raise bad
+        return value
+    if rule.kind == "range":
+        from agem.benchmarks.ranges import parse_range
+
+        try:
+            start, _ = parse_range(value) if isinstance(value, str) else (-1, None)
+        except ValueError:
+            raise bad from None
+        if start < 0:
             raise bad
         return value
     if rule.kind == "str":
@@ -145,21 +161,37 @@ def _number(bad: ValueError, rule: _Rule, value: Any, *, integer: bool) -> Any:
     return value
 
 
+def _logger_names(text: str) -> tuple[str, ...]:
+    """The logger names of "csv,tensorboard" (spaces allowed), checked, in a fixed order."""
+    names = [n.strip() for n in text.split(",")]
+    unknown = [n for n in names if n not in LOGGERS]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(
+            f"--logger must be a comma-separated list of {', '.join(LOGGERS)} "
+            f"without repeats, got {text!r}"
+        )
+    return tuple(n for n in LOGGERS if n in names)
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """The settings of one run; defaults are the command line's.
 
     `n_experiences=None` means the benchmark's default (`resolved()` fills it in),
     `lca_beta=None` turns the LCA curves off, `lca_test_size=0` uses the whole test set,
-    `threads=None` leaves torch's choice, `checkpoint=False` skips the per-experience
-    checkpoints (the run then cannot be resumed). `fleet=K` trains the seeds
-    seed..seed+K-1 in lockstep, each into its own run folder; `cuda_graph=True` captures
-    the training step in a CUDA graph (see `agem.cuda_graph` and `agem.fleet`).
+    `experiences="3:20"` trains and evaluates on that range of the benchmark's experiences
+    only (renumbered from 0), `threads=None` applies `agem.runtime.default_threads` (1 for
+    small MLPs on the CPU), `checkpoint=False` skips the per-experience checkpoints (the run
+    then cannot be resumed), `logger` names the loggers, comma-separated (csv, tensorboard,
+    wandb). `fleet=K` trains the seeds seed..seed+K-1 in lockstep, each into its own run
+    folder; `cuda_graph=True` captures the training step in a CUDA graph (see
+    `agem.cuda_graph` and `agem.fleet`).
     """
 
     benchmark: str = DEFAULT_BENCHMARK
     n_experiences: int | None = None
     train_subset: int | None = None
+    experiences: str | None = None
     data_dir: str | None = None
     download: bool = True
     task_labels: bool = False
@@ -188,6 +220,7 @@ class RunConfig:
     lca_beta: int | None = 10
     lca_test_size: int = 500
     log_every: int = 10
+    logger: str = "csv,tensorboard"
     fleet: int = 1
     cuda_graph: bool = False
 
@@ -195,6 +228,7 @@ class RunConfig:
         for field in dataclasses.fields(self):
             value = _check(field.name, getattr(self, field.name))
             object.__setattr__(self, field.name, value)
+        object.__setattr__(self, "logger", ",".join(_logger_names(self.logger)))
         from agem.benchmarks.registry import BENCHMARKS
 
         if self.benchmark not in BENCHMARKS:
@@ -270,6 +304,10 @@ class RunConfig:
         out = dataclasses.asdict(self)
         out["hidden_sizes"] = list(self.hidden_sizes)
         return out
+
+    def logger_names(self) -> tuple[str, ...]:
+        """The loggers of `logger`, e.g. ("csv", "tensorboard")."""
+        return tuple(self.logger.split(","))
 
     def resolved(self) -> RunConfig:
         """This config with the benchmark's default number of experiences filled in."""

@@ -36,6 +36,7 @@ from agem.runs.divergence import DivergenceCheck, TrainingDiverged
 from agem.runs.environment import check_device, environment, resolve_data
 from agem.runs.factory import build_model, build_optimizer, build_strategy
 from agem.runs.folder import RunFolder, RunFolderError
+from agem.runtime import apply_threads
 
 CSV_NAME = "metrics.csv"
 EVENTS_PREFIX = "events.out.tfevents."
@@ -124,7 +125,7 @@ class _Run:
     ) -> None:
         from agem.benchmarks.registry import get
         from agem.plugins.evaluation import EvaluationPlugin
-        from agem.plugins.loggers import ConsoleLogger, CSVLogger, TensorBoardLogger
+        from agem.plugins.loggers import ConsoleLogger, CSVLogger, TensorBoardLogger, WandBLogger
 
         self.config = config
         self.folder = folder
@@ -140,9 +141,15 @@ class _Run:
             download=config.download,
             train_subset=config.train_subset,
         )
+        if config.experiences is not None:
+            from agem.benchmarks.ranges import parse_range, select_experiences
+
+            start, stop = parse_range(config.experiences)
+            self.benchmark = select_experiences(self.benchmark, start, stop)
         check_fits(config, self.benchmark)
         torch.manual_seed(config.seed)  # the model's initial weights
         model = build_model(config.model, self.benchmark, hidden_sizes=config.hidden_sizes)
+        apply_threads(config.threads, model, self.device)  # None: the rule for this model
         optimizer = build_optimizer(config, model)
         out = folder.path
         self.evaluator = EvaluationPlugin(
@@ -151,18 +158,28 @@ class _Run:
             lca_beta=config.lca_beta,
             lca_test_size=config.lca_test_size or None,  # 0: the whole test set
         )
-        self.csv = CSVLogger(out / CSV_NAME, every=config.log_every)
-        self.tensorboard = TensorBoardLogger(out, every=config.log_every)
-        plugins = [
-            DivergenceCheck(),
-            # a quiet member of a fleet still has one, so its plugins (and its
-            # checkpoint) are those of the same run alone
+        names = config.logger_names()
+        every = config.log_every
+        self.csv = CSVLogger(out / CSV_NAME, every=every) if "csv" in names else None
+        self.tensorboard = (
+            TensorBoardLogger(out, every=every, hparams=config.to_dict())
+            if "tensorboard" in names
+            else None
+        )
+        self.wandb = (  # the W&B run starts with training, inside the run folder
+            WandBLogger(name=out.name, config=config.to_dict(), dir=out, every=every, lazy=True)
+            if "wandb" in names
+            else None
+        )
+        loggers = [x for x in (self.csv, self.tensorboard, self.wandb) if x is not None]
+        # a quiet member of a fleet still has one, so that its plugins (and its
+        # checkpoint) are those of the same run alone
+        console_logger = (
             ConsoleLogger(interactive=progress)
             if console
-            else ConsoleLogger(file=io.StringIO(), interactive=False),
-            self.csv,
-            self.tensorboard,
-        ]
+            else ConsoleLogger(file=io.StringIO(), interactive=False)
+        )
+        plugins = [DivergenceCheck(), console_logger, *loggers]
         common = {
             "train_mb_size": config.batch_size,
             "train_epochs": config.epochs,
@@ -198,7 +215,8 @@ class _Run:
 
     def log_files(self) -> dict[str, bytes]:
         """metrics.csv and the TensorBoard event files as they are now."""
-        self.tensorboard.flush()
+        if self.tensorboard is not None:
+            self.tensorboard.flush()
         files = {}
         for path in sorted(self.folder.path.iterdir()):
             if path.name == CSV_NAME or path.name.startswith(EVENTS_PREFIX):
@@ -214,7 +232,7 @@ class _Run:
                 path.unlink()
         for name, data in logs.items():
             self.folder.write_bytes(name, data)
-        if CSV_NAME in logs:
+        if CSV_NAME in logs and self.csv is not None:
             self.csv._started = True  # append to the restored file
         for logger in self.strategy.plugins:
             if hasattr(logger, "_seen_evaluations"):
@@ -261,7 +279,7 @@ class _Run:
             with signals.critical():
                 self.experience_done(elapsed)
         with signals.critical():
-            self.tensorboard.close()
+            self.close_loggers()
             return self.finish(self.elapsed_before + time.perf_counter() - start)
 
     def experience_done(self, elapsed: float) -> None:
@@ -281,19 +299,31 @@ class _Run:
             self.checkpoint_seconds += time.perf_counter() - began
         self.results = self.folder.write_results(self.current_results(elapsed), "running")
 
+    def close_loggers(self) -> None:
+        """Close TensorBoard's writer (with the hyperparameters and final metrics)."""
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
     def finish(self, elapsed: float) -> dict[str, Any]:
-        """Write the plots and results.json ("complete"); the loggers are closed."""
+        """Write the plots, close W&B and write results.json ("complete")."""
         from agem.reporting.plots import write_run_plots
 
         results = self.current_results(elapsed)
-        write_run_plots(results, self.folder.path)
+        plots = write_run_plots(results, self.folder.path)
+        if self.wandb is not None:
+            self.wandb.log_plots(plots)
+            self.wandb.close()
         self.results = self.folder.write_results(results, "complete")
         return self.results
 
     def end(self, status: str, **extra: Any) -> None:
         """Record `status` over the last results written (best effort: the disk may be full)."""
-        with contextlib.suppress(OSError):
-            self.tensorboard.close()
+        if self.tensorboard is not None:
+            with contextlib.suppress(OSError):
+                self.tensorboard.close()
+        if self.wandb is not None:
+            with contextlib.suppress(Exception):  # W&B's own failure must not hide the run's
+                self.wandb.close(exit_code=1)
         with contextlib.suppress(OSError):
             self.results = self.folder.write_results({**self.results, **extra}, status)
 

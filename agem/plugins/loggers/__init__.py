@@ -3,7 +3,8 @@
 - `ConsoleLogger`: tqdm bars per epoch on a terminal, plain lines otherwise.
 - `CSVLogger`: losses, epochs, evaluations and metrics in one tidy CSV file.
 - `JSONResultsWriter`: the evaluator's results as a JSON file.
-- `TensorBoardLogger`: TensorBoard scalars (`torch.utils.tensorboard`).
+- `TensorBoardLogger`: TensorBoard scalars and hyperparameters (`torch.utils.tensorboard`).
+- `WandBLogger`: a Weights & Biases run (optional: ``pip install 'agem[wandb]'``).
 
 All of them read the strategy's evaluator (`strategy.evaluator`) and run after it.
 """
@@ -13,6 +14,7 @@ from agem.plugins.loggers.console import ConsoleLogger
 from agem.plugins.loggers.csv_logger import CSVLogger
 from agem.plugins.loggers.json_writer import JSONResultsWriter, write_json
 from agem.plugins.loggers.tensorboard_logger import TensorBoardLogger
+from agem.plugins.loggers.wandb_logger import WandBLogger
 
 __all__ = [
     "CSVLogger",
@@ -22,5 +24,6 @@ __all__ = [
     "LossBuffer",
     "LossPoint",
     "TensorBoardLogger",
+    "WandBLogger",
     "write_json",
 ]

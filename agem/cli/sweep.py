@@ -1,0 +1,153 @@
+"""`agem sweep`: many `agem run`s from a grid (a TOML spec) or a preset, then a summary.
+
+The whole spec is checked before anything runs (one line and exit status 2 for an
+unknown option, a wrong type, an empty grid, or a DIR holding another sweep). SIGINT or
+SIGTERM stops the runs in flight (they record themselves as interrupted) and exits
+130/143; re-running the same command continues the sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    """Add the `sweep` subcommand to the `agem` parser."""
+    p = sub.add_parser(
+        "sweep",
+        help="run a grid of runs (locally or on Ray) and summarise them",
+        description=(
+            "Run every combination of a TOML spec's [grid] over its [base] options, each "
+            "as an `agem run` folder in DIR, then write DIR/summary.csv, summary.md and "
+            "summary.png (mean ± std over seeds). Re-running the same command skips "
+            "complete runs and resumes unfinished ones."
+        ),
+    )
+    p.add_argument("spec", nargs="?", metavar="SWEEP.toml", help="the sweep spec (TOML)")
+    p.add_argument("--preset", default=None, help="run a preset protocol instead of a spec")
+    p.add_argument("--list-presets", action="store_true", help="list the presets and exit")
+    p.add_argument("--out", default=None, metavar="DIR", help="the sweep folder")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="preset: override an option (TOML value, e.g. n_experiences=5, lr=[0.1], seeds=2)",
+    )
+    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="runs at a time (local processes, or the CPUs of a local Ray instance)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per run (default: the cores divided among the workers)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster to join (default $RAY_ADDRESS, else a local Ray instance)",
+    )
+    p.set_defaults(command="sweep")
+
+
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped(signum)
+
+
+def _overrides(items: list[str]) -> dict[str, Any]:
+    from agem.sweeps.spec import SpecError, tomllib
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value  # a bare word: a string
+    return out
+
+
+def sweep_from_args(args: argparse.Namespace) -> int:
+    """Validate, run with the chosen engine, print where the summary is."""
+    from agem.cli.main import UsageError
+    from agem.sweeps.engines import Engine, LocalEngine, RayEngine
+    from agem.sweeps.presets import PRESETS, get_preset
+    from agem.sweeps.runner import default_threads, describe_incomplete, run_sweep
+    from agem.sweeps.spec import SpecError, load_spec
+    from agem.sweeps.twophase import run_protocol
+
+    if args.list_presets:
+        for name in PRESETS:
+            print(f"{name:<24} {get_preset(name).summary}")
+        return 0
+    if (args.spec is None) == (args.preset is None):
+        raise UsageError("agem sweep: give either SWEEP.toml or --preset NAME")
+    if args.out is None:
+        raise UsageError("agem sweep: --out DIR is required")
+    if args.workers < 1 or (args.threads is not None and args.threads < 1):
+        raise UsageError("agem sweep: --workers and --threads must be positive")
+    if args.set and args.preset is None:
+        raise UsageError("agem sweep: --set applies to presets; edit the spec instead")
+    out = Path(args.out)
+    threads = args.threads or default_threads(args.workers)
+    try:
+        protocol = spec = None
+        if args.preset is not None:
+            protocol = get_preset(args.preset).with_overrides(_overrides(args.set))
+            protocol.selection_spec()  # validate before anything runs
+        else:
+            spec = load_spec(args.spec)
+        engine: Engine
+        if args.engine == "ray":
+            engine = RayEngine(address=args.ray_address, workers=args.workers)
+        else:
+            engine = LocalEngine(workers=args.workers)
+    except SpecError as err:
+        raise UsageError(f"agem sweep: {err}") from None
+    previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if protocol is not None:
+            result = run_protocol(
+                protocol, out, engine=engine, parallel=args.workers, threads=threads
+            )
+        elif spec is not None:
+            result = run_sweep(spec, out, engine=engine, parallel=args.workers, threads=threads)
+    except SpecError as err:
+        raise UsageError(f"agem sweep: {err}") from None
+    except (_Stopped, KeyboardInterrupt) as stop:
+        signum = stop.signum if isinstance(stop, _Stopped) else signal.SIGINT
+        print(f"sweep stopped; re-run the same command to continue it in {out}", file=sys.stderr)
+        return 128 + int(signum)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    command = " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("agem") else "agem sweep"
+    if result is None:
+        print("the selection phase did not complete; re-run the same command", file=sys.stderr)
+        return 1
+    for line in describe_incomplete(result, command):
+        print(line, file=sys.stderr)
+    if result.rows:
+        from agem.sweeps.summary import to_markdown
+
+        print(to_markdown(result.rows), end="")
+    print("summary: " + ", ".join(str(p) for p in result.written))
+    return 1 if result.incomplete else 0

@@ -1,0 +1,200 @@
+"""Engines run many `agem` command lines and report each one as it finishes.
+
+An engine knows nothing about continual learning: it receives `Task`s (an `agem`
+argument list and a log file) and yields an `Outcome` per task, in completion order.
+`LocalEngine` runs N worker processes on this machine; `RayEngine` runs each task as a
+Ray task on a cluster (or a local Ray instance). Both start the same child process,
+`python -m agem ...`, through `run_task`, so a run behaves the same wherever it runs;
+on Linux the child dies with its parent (PR_SET_PDEATHSIG), so a killed sweep never
+leaves a run behind that a re-run would race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from agem.extras import require
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Task:
+    """One command line for `agem` (e.g. `("run", "--seed", "0", ...)`) and its log."""
+
+    name: str
+    argv: tuple[str, ...]
+    log: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a task ended: its exit status and wall-clock seconds."""
+
+    task: Task
+    returncode: int
+    seconds: float
+
+
+class Engine(Protocol):
+    """Runs tasks and yields their outcomes as they finish."""
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]: ...
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.setpgid(0, 0)
+
+
+def start_task(task: Task) -> subprocess.Popen[bytes]:
+    """Start `python -m agem <argv>` with output to the task's log (after a line with
+    the command); it dies with us."""
+    task.log.parent.mkdir(parents=True, exist_ok=True)
+    with open(task.log, "ab") as log:
+        log.write(("$ agem " + " ".join(task.argv) + "\n").encode())
+        log.flush()
+        return subprocess.Popen(
+            [sys.executable, "-m", "agem", *task.argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+
+
+def run_task(task: Task) -> Outcome:
+    """Run one task to its end in a child process (what a Ray task does)."""
+    start = time.perf_counter()
+    process = start_task(task)
+    try:
+        returncode = process.wait()
+    finally:
+        if process.poll() is None:
+            _stop([process])
+    return Outcome(task, returncode, time.perf_counter() - start)
+
+
+def _stop(processes: Sequence[subprocess.Popen[bytes]], grace: float = 30.0) -> None:
+    """SIGTERM the children (a run then records itself as interrupted), then wait."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class LocalEngine:
+    """`workers` child processes at a time on this machine."""
+
+    def __init__(self, *, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
+        waiting = list(tasks)
+        running: dict[subprocess.Popen[bytes], tuple[Task, float]] = {}
+        try:
+            while waiting or running:
+                while waiting and len(running) < self.workers:
+                    task = waiting.pop(0)
+                    running[start_task(task)] = (task, time.perf_counter())
+                finished = [p for p in running if p.poll() is not None]
+                if not finished:
+                    time.sleep(0.05)
+                    continue
+                for process in finished:
+                    task, started = running.pop(process)
+                    yield Outcome(task, int(process.returncode), time.perf_counter() - started)
+        finally:
+            _stop(list(running))
+
+
+class RayEngine:
+    """Each task a Ray task (one CPU each, or `cpus_per_task`).
+
+    `address` joins a running cluster (`ray start --head` prints it); without one,
+    `RAY_ADDRESS` is used if set, else a local Ray instance with `workers` CPUs is
+    started and stopped again. The cluster's machines must see DIR (a shared file
+    system) and have this agem installed.
+    """
+
+    def __init__(
+        self, *, address: str | None = None, workers: int = 1, cpus_per_task: float = 1.0
+    ) -> None:
+        require("ray")  # fail now, in one line naming the pip command
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.workers = workers
+        self.cpus_per_task = cpus_per_task
+
+    def _init(self) -> bool:
+        """Connect to Ray; True when we started a local instance (ours to shut down)."""
+        import ray
+
+        env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
+        runtime_env: dict[str, Any] = {"env_vars": env} if env else {}
+        if ray.is_initialized():
+            return False
+        try:
+            if self.address:
+                ray.init(
+                    address=self.address,
+                    runtime_env=runtime_env or None,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                )
+                return True
+            ray.init(
+                address="local",
+                num_cpus=self.workers,
+                include_dashboard=False,
+                runtime_env=runtime_env or None,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
+        except (ConnectionError, RuntimeError) as err:
+            where = self.address or "a local instance"
+            raise ValueError(f"cannot start or reach Ray at {where}: {err}") from None
+        return True
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
+        import ray
+
+        owned = self._init()
+        remote = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(run_task)
+        pending = {remote.remote(task): task for task in tasks}
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    task = pending.pop(ref)
+                    try:
+                        yield ray.get(ref)
+                    except ray.exceptions.RayError:
+                        yield Outcome(task, 1, 0.0)  # a worker died: the run is resumable
+        finally:
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            if owned:
+                ray.shutdown()

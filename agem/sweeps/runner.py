@@ -1,0 +1,195 @@
+"""Run a sweep into a folder: plan each grid point, hand the work to an engine, summarise.
+
+The sweep folder DIR holds `sweep.toml` (the spec, so that a re-run with a different
+spec is refused), one run folder per grid point, `logs/` (each run's output) and the
+summary. Re-running the same sweep is safe at any point: a complete run is skipped, an
+unfinished one is resumed from its checkpoint (`agem run --resume`), a missing one is
+started, so the summary ends equal to an uninterrupted sweep's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from agem.reporting.compare import RunRecord, load_run, run_status
+from agem.sweeps.atomic import write_text_atomic
+from agem.sweeps.engines import Engine, Outcome, Task
+from agem.sweeps.spec import Job, SpecError, SweepSpec, parse_spec
+from agem.sweeps.summary import SummaryRow, summarize, write_summary
+
+SPEC_FILE = "sweep.toml"
+LOGS = "logs"
+# A run that ended in one of these is not run again (a diverged run would diverge again).
+FINAL = ("complete", "diverged")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep ended with: the summary rows and the runs that are not complete."""
+
+    rows: list[SummaryRow]
+    incomplete: dict[str, str]  # run name -> status
+    written: list[Path]
+
+
+def prepare_folder(spec: SweepSpec, out: Path, *, also: frozenset[str] = frozenset()) -> None:
+    """Create DIR with the spec, or check that DIR holds this very sweep.
+
+    Raises SpecError (one line) for a folder of another sweep or a non-empty folder
+    that is not a sweep folder (entries named in `also` may be there already).
+    """
+    stored = out / SPEC_FILE
+    if stored.is_file():
+        try:
+            previous = parse_spec(stored.read_text(encoding="utf-8"), source=str(stored))
+        except SpecError as err:
+            raise SpecError(f"{out} holds a sweep spec that no longer validates: {err}") from None
+        if previous.canonical() != spec.canonical():
+            raise SpecError(
+                f"{out} holds a different sweep (see {stored}); use another --out folder"
+            )
+        return
+    if out.exists() and (not out.is_dir() or any(p.name not in also for p in out.iterdir())):
+        raise SpecError(f"{out} exists and is not a sweep folder; use another --out folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(stored, spec.to_toml())
+    except OSError as err:
+        raise SpecError(f"cannot write the sweep folder {out}: {err.strerror or err}") from None
+
+
+def _status(folder: Path) -> str | None:
+    """The run folder's status; None when there is nothing there to resume."""
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return None
+    if not (folder / "config.json").is_file():
+        return "unusable"
+    try:
+        return load_run(folder).status
+    except ValueError:
+        return run_status(None)
+
+
+def plan(spec: SweepSpec, out: Path, *, threads: int | None) -> tuple[list[Task], list[Job]]:
+    """(tasks to run, jobs already finished) for the sweep in `out`."""
+    tasks: list[Task] = []
+    done: list[Job] = []
+    for job in spec.jobs:
+        folder = out / job.name
+        thread_args = [] if threads is None or "--threads" in job.options else ["--threads"]
+        thread_args += [str(threads)] if thread_args else []
+        status = _status(folder)
+        if status in FINAL:
+            done.append(job)
+            continue
+        if status is None:
+            argv = ["run", *job.options, "--out", str(folder), *thread_args]
+        elif status == "unusable":  # killed before it wrote its config: start afresh
+            argv = ["run", *job.options, "--out", str(folder), "--overwrite", *thread_args]
+        else:
+            argv = ["run", "--resume", str(folder), *thread_args]
+        tasks.append(Task(job.name, tuple(argv), out / LOGS / f"{job.name}.log"))
+    return tasks, done
+
+
+def _eta(seconds: list[float], remaining: int, parallel: int) -> str:
+    if not seconds or not remaining:
+        return ""
+    left = sum(seconds) / len(seconds) * remaining / max(1, parallel)
+    return f", about {left:.0f} s left"
+
+
+def _report(outcome: Outcome, folder: Path) -> tuple[str, str]:
+    """(status, what to print) for a finished task."""
+    try:
+        record = load_run(folder)
+    except ValueError:
+        return "failed", f"FAILED (exit {outcome.returncode}, see {outcome.task.log})"
+    status = record.status
+    if status == "complete":
+        a_t = record.value("A_T")
+        return status, f"A_T={a_t:.4f}" if a_t is not None else "complete"
+    return status, f"{status.upper()} (exit {outcome.returncode}, see {outcome.task.log})"
+
+
+def summarize_folder(spec: SweepSpec, out: Path) -> tuple[list[SummaryRow], dict[str, str]]:
+    """Summary rows over the complete runs in `out`, and the status of the others."""
+    groups: dict[str, tuple[dict[str, object], list[RunRecord]]] = {}
+    incomplete: dict[str, str] = {}
+    for job in spec.jobs:
+        key = repr(sorted(job.configuration.items()))
+        group = groups.setdefault(key, (job.configuration, []))
+        folder = out / job.name
+        status = _status(folder)
+        if status == "complete":
+            group[1].append(load_run(folder))
+        else:
+            incomplete[job.name] = status or "not started"
+    return summarize([g for g in groups.values()]), incomplete
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out: Path,
+    *,
+    engine: Engine,
+    parallel: int,
+    threads: int | None,
+    stream: TextIO = sys.stdout,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    also: frozenset[str] = frozenset(),
+) -> SweepResult:
+    """Run every unfinished job of `spec` in `out` with `engine`, then write the summary.
+
+    One line per finished run (its A_T and seconds) with the overall count and an
+    estimate of the time left; `parallel` is how many runs go at once (for the ETA).
+    """
+    prepare_folder(spec, out, also=also)
+    tasks, done = plan(spec, out, threads=threads)
+    total = len(spec.jobs)
+    finished = len(done)
+    if done:
+        print(f"{len(done)} of {total} runs already finished, skipped", file=stream)
+    seconds: list[float] = []
+    started = time.perf_counter()
+    for outcome in engine.run(tasks):
+        finished += 1
+        seconds.append(outcome.seconds)
+        _, text = _report(outcome, out / outcome.task.name)
+        eta = _eta(seconds, total - finished, parallel)
+        print(
+            f"[{finished}/{total}] {outcome.task.name}  {text}  {outcome.seconds:.1f} s{eta}",
+            file=stream,
+            flush=True,
+        )
+        if on_outcome is not None:
+            on_outcome(outcome)
+    rows, incomplete = summarize_folder(spec, out)
+    try:
+        written = write_summary(rows, out)
+    except OSError as err:
+        raise SpecError(f"cannot write the summary in {out}: {err.strerror or err}") from None
+    if tasks:
+        print(f"sweep time {time.perf_counter() - started:.1f} s", file=stream)
+    return SweepResult(rows, incomplete, written)
+
+
+def default_threads(workers: int) -> int:
+    """Torch threads per run so that `workers` runs share this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def describe_incomplete(result: SweepResult, command_hint: str) -> Sequence[str]:
+    """Lines naming the runs that did not complete, and how to continue."""
+    if not result.incomplete:
+        return []
+    lines = [f"{len(result.incomplete)} run(s) did not complete:"]
+    lines += [f"  {name}  {status}" for name, status in result.incomplete.items()]
+    lines.append(f"re-run the same command to resume them: {command_hint}")
+    return lines

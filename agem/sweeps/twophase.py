@@ -1,0 +1,108 @@
+"""Run a preset protocol: choose hyperparameters on the first experiences, then report.
+
+DIR/selection is the sweep of every candidate on the selection experiences; each
+method's candidate with the highest mean A_T there (first one on a tie) is written to
+DIR/selection.json, and DIR itself becomes the sweep of the reported runs on the
+remaining experiences, with its summary. Both phases are ordinary sweep folders, so a
+re-run of the same command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from agem.reporting.compare import load_run, mean_std
+from agem.sweeps.atomic import write_text_atomic
+from agem.sweeps.engines import Engine
+from agem.sweeps.presets import Protocol
+from agem.sweeps.runner import SweepResult, run_sweep
+from agem.sweeps.spec import SpecError, SweepSpec
+
+SELECTION = "selection"
+
+
+def choose(protocol: Protocol, spec: SweepSpec, folder: Path) -> dict[str, dict[str, Any]]:
+    """Each method's searched values with the best mean A_T over the complete runs."""
+    choices: dict[str, dict[str, Any]] = {}
+    for method in protocol.methods:
+        candidates: dict[str, tuple[dict[str, Any], list[float]]] = {}
+        for job in spec.jobs:
+            if job.values.get("strategy") != method.fixed["strategy"]:
+                continue
+            values = {k: job.values[k] for k in method.search}
+            entry = candidates.setdefault(json.dumps(values, sort_keys=True), (values, []))
+            run_folder = folder / job.name
+            if (run_folder / "results.json").is_file():
+                record = load_run(run_folder)
+                a_t = record.value("A_T")
+                if record.status == "complete" and a_t is not None:
+                    entry[1].append(a_t)
+        best: tuple[float, dict[str, Any]] | None = None
+        for values, scores in candidates.values():
+            mean = mean_std(scores)[0]
+            if mean is not None and (best is None or mean > best[0]):
+                best = (mean, values)
+        if best is None:
+            raise SpecError(f"no complete selection run for {method.name}: cannot choose")
+        choices[method.name] = {**best[1], "selection_A_T": best[0]}
+    return choices
+
+
+def run_protocol(
+    protocol: Protocol,
+    out: Path,
+    *,
+    engine: Engine,
+    parallel: int,
+    threads: int | None,
+    stream: TextIO = sys.stdout,
+) -> SweepResult | None:
+    """Both phases; None when the selection phase left runs unfinished."""
+    selection_spec = protocol.selection_spec()
+    allowed = (SELECTION, "selection.json")
+    foreign = out.exists() and any(p.name not in allowed for p in out.iterdir())
+    if foreign and not (out / "sweep.toml").is_file():  # refuse before any work
+        raise SpecError(f"{out} exists and is not a sweep folder; use another --out folder")
+    print(
+        f"{protocol.name}: selection on experiences 0:{protocol.selection}, "
+        f"{len(selection_spec.jobs)} runs",
+        file=stream,
+    )
+    selection = run_sweep(
+        selection_spec,
+        out / SELECTION,
+        engine=engine,
+        parallel=parallel,
+        threads=threads,
+        stream=stream,
+    )
+    if selection.incomplete:
+        return None
+    choices = choose(protocol, selection_spec, out / SELECTION)
+    write_text_atomic(out / "selection.json", json.dumps(choices, indent=2) + "\n")
+    for name, values in choices.items():
+        chosen = ", ".join(f"{k}={v}" for k, v in values.items() if k != "selection_A_T")
+        print(f"chosen for {name}: {chosen} (A_T {values['selection_A_T']:.4f})", file=stream)
+    report_spec = protocol.report_spec(_without_score(choices))
+    print(
+        f"{protocol.name}: report on experiences {protocol.selection}:"
+        f"{protocol.n_experiences}, {len(report_spec.jobs)} runs",
+        file=stream,
+    )
+    return run_sweep(
+        report_spec,
+        out,
+        engine=engine,
+        parallel=parallel,
+        threads=threads,
+        stream=stream,
+        also=frozenset({SELECTION, "selection.json"}),
+    )
+
+
+def _without_score(choices: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {m: {k: v for k, v in c.items() if k != "selection_A_T"} for m, c in choices.items()}
