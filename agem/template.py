@@ -309,7 +309,19 @@ class BaseTemplate:
         self.clock.train_exp_counter += 1
 
     def _training_iteration(self, kwargs: dict[str, Any]) -> None:
-        """One minibatch: clear grads, forward, loss, backward, step; hooks in between."""
+        """One minibatch: the training step, then `after_training_iteration` and the clock."""
+        self._training_step(kwargs)
+        self._fire("after_training_iteration", kwargs)
+        self.clock.train_iterations += 1
+        self.clock.train_epoch_iterations += 1
+        self.clock.train_exp_iterations += 1
+
+    def _training_step(self, kwargs: dict[str, Any]) -> None:
+        """Clear grads, forward, loss, backward, step; hooks in between.
+
+        The unit a CUDA graph captures (`agem.cuda_graph`): the hooks fired here are the
+        "in-step" hooks, which plugins must declare graph-safe.
+        """
         self.optimizer.zero_grad(set_to_none=True)
         self._fire("before_training_iteration", kwargs)
         self._fire("before_forward", kwargs)
@@ -325,10 +337,6 @@ class BaseTemplate:
         self._fire("before_update", kwargs)
         self.optimizer.step()
         self._fire("after_update", kwargs)
-        self._fire("after_training_iteration", kwargs)
-        self.clock.train_iterations += 1
-        self.clock.train_epoch_iterations += 1
-        self.clock.train_exp_iterations += 1
 
     def forward(self, x: Tensor | None = None, task_labels: Tensor | None = None) -> Tensor:
         """The model's output on `x` (default `mb_x`), with task labels if it takes them."""

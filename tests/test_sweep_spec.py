@@ -187,3 +187,8 @@ def test_paper_pmnist_protocol_values() -> None:
     assert {j.values["seed"] for j in report.jobs} == {0, 1}
     with pytest.raises(SpecError, match="non-empty list"):
         protocol.with_overrides({"lr": 0.1})
+
+
+def test_fleet_is_refused_in_a_sweep() -> None:
+    with pytest.raises(SpecError, match="'fleet' is not available in a sweep"):
+        parse_spec(GOOD + "fleet = [2]\n")

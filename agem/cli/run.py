@@ -72,6 +72,16 @@ _HELP: dict[str, tuple[str, str]] = {
         "do not write a checkpoint after each experience, so the run cannot be resumed "
         "(default: a checkpoint after each experience)",
     ),
+    "fleet": (
+        "run",
+        "train K runs (seeds seed..seed+K-1) in lockstep in one process, into OUT/seed<s> "
+        "(naive, agem, replay with the mlp)",
+    ),
+    "cuda_graph": (
+        "run",
+        "capture the training step in a CUDA graph (naive, agem; CUDA devices only; "
+        "default: eager steps)",
+    ),
     "lca_beta": ("evaluation and logging", "minibatches in the LCA learning curve"),
     "lca_test_size": (
         "evaluation and logging",
@@ -104,7 +114,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "sampling": SAMPLINGS,
     "ewc_mode": EWC_MODES,
 }
-_SWITCHES = {"download": False, "checkpoint": False, "task_labels": True}
+_SWITCHES = {"download": False, "checkpoint": False, "task_labels": True, "cuda_graph": True}
 
 
 def _integer(text: str) -> int:
@@ -236,13 +246,24 @@ def format_matrix(matrix: list[list[float]]) -> str:
     return "\n".join([head, *rows])
 
 
-def print_results(results: dict[str, Any], out: Path) -> None:
-    """The accuracy matrix, the metrics, the time and the run folder, on stdout."""
-    print(format_matrix(results["accuracy_matrix"]))
+def _metrics_line(results: dict[str, Any]) -> str:
     beta = results.get("lca_beta")
     keys = ("A_T", "F_T", "BWT", "FWT", *([f"LCA_{beta}"] if beta is not None else []))
-    metrics = "  ".join(f"{k}={results[k]:.4f}" for k in keys if results.get(k) is not None)
-    print(metrics)
+    return "  ".join(f"{k}={results[k]:.4f}" for k in keys if results.get(k) is not None)
+
+
+def print_results(results: dict[str, Any], out: Path) -> None:
+    """The accuracy matrix, the metrics, the time and the run folder, on stdout (for a
+    fleet: one line of metrics per run)."""
+    if "runs" in results:
+        runs = results["runs"]
+        for run in runs:
+            print(f"seed {run['seed']}: {_metrics_line(run)}")
+        print(f"training {runs[0]['train_seconds']:.1f} s for {len(runs)} runs")
+        print(f"run folders: {out}/seed<s>")
+        return
+    print(format_matrix(results["accuracy_matrix"]))
+    print(_metrics_line(results))
     rss = results.get("peak_rss_bytes")
     memory = f", peak memory {rss / 2**20:.0f} MiB" if rss else ""
     print(f"training {results['train_seconds']:.1f} s{memory}")
@@ -265,6 +286,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         out = Path(args.resume)
         if not out.is_dir():
             raise ValueError(f"--resume {out}: no such run folder")
+        if not (out / "config.json").is_file() and _is_fleet_folder(out):
+            raise ValueError(
+                f"{out} holds a fleet's run folders; resume each run with "
+                f"agem run --resume {out}/seed<s>"
+            )
         if not (out / "config.json").is_file():
             raise ValueError(
                 f"{out} is not a run folder (it has no config.json): nothing to resume"
@@ -275,13 +301,20 @@ def run_from_args(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         given = [n for n in RunConfig.field_names() if hasattr(args, n)]
-        out = Path(args.out or f"runs/{config.benchmark}-{config.strategy}-seed{config.seed}")
+        fleet = f"-fleet{config.fleet}" if config.fleet > 1 else ""
+        default = f"runs/{config.benchmark}-{config.strategy}{fleet}-seed{config.seed}"
+        out = Path(args.out or default)
         results = run(config, out, overwrite=args.overwrite)
         # after the run: an error stays one line, and the warning is not lost in progress
         for message in ignored_options(config, given):
             print(f"agem: warning: {message}", file=sys.stderr)
     print_results(results, out)
     return 0
+
+
+def _is_fleet_folder(path: Path) -> bool:
+    """Whether `path` holds the run folders `seed<s>` of a fleet."""
+    return any((p / "config.json").is_file() for p in path.glob("seed*"))
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -296,6 +329,11 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"agem: {err} (status diverged)", file=sys.stderr)
         return 3
     except RunInterrupted as err:
-        hint = f"; continue with: agem run --resume {err.out}" if err.out else " before training"
+        if err.out is None:
+            hint = " before training"
+        elif _is_fleet_folder(err.out) and not (err.out / "config.json").is_file():
+            hint = f"; continue each run with: agem run --resume {err.out}/seed<s>"
+        else:
+            hint = f"; continue with: agem run --resume {err.out}"
         print(f"agem: {err}{hint}", file=sys.stderr)
         return err.exit_status

@@ -25,7 +25,13 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from agem.plugins.base import Plugin, check_settings
-from agem.plugins.memory import BatchNorm, KeepBatchNormStats, batchnorm_modules, load_patterns
+from agem.plugins.memory import (
+    BatchNorm,
+    KeepBatchNormStats,
+    batchnorm_modules,
+    load_patterns,
+    random_subset,
+)
 
 if TYPE_CHECKING:
     from agem.template import BaseTemplate
@@ -98,9 +104,21 @@ def project(g: Tensor, g_ref: Tensor) -> None:
     never selected). `g_ref` is used as scratch space (it is left scaled by the
     coefficient). The product and the subtraction are rounded separately (no fused
     multiply-add), so the result is bit-identical to the textbook `g - (dot / ref_sq) * g_ref`.
+
+    `g` and `g_ref` may also be [runs, P]: each row is projected on its own (the test
+    g.g_ref < 0 is made per run, still without a host synchronisation).
     """
-    dot = torch.dot(g, g_ref)
-    ref_sq = torch.dot(g_ref, g_ref)
+    if g.shape != g_ref.shape or g.dim() not in (1, 2):
+        raise ValueError(
+            f"project needs g and g_ref of one shape [P] or [runs, P], got "
+            f"{tuple(g.shape)} and {tuple(g_ref.shape)}"
+        )
+    if g.dim() == 1:
+        dot = torch.dot(g, g_ref)
+        ref_sq = torch.dot(g_ref, g_ref)
+    else:
+        dot = torch.linalg.vecdot(g, g_ref).unsqueeze(-1)
+        ref_sq = torch.linalg.vecdot(g_ref, g_ref).unsqueeze(-1)
     coef = torch.where(ref_sq > 0, dot / ref_sq, torch.zeros_like(dot)).clamp_max_(0.0)
     g.sub_(g_ref.mul_(coef))
 
@@ -128,7 +146,13 @@ class AGEMPlugin(Plugin):
 
     The memory stores model inputs (after the dataset's transform) with their labels and
     task labels; each pattern's task label is passed to multi-task models.
+
+    With `device_sampling = True` (set by strategies that capture their step in a CUDA
+    graph) uniform samples are drawn from device-side random numbers, so that the draw
+    can be captured and replayed; the sample is still uniform without replacement.
     """
+
+    graph_safe = True
 
     def __init__(
         self,
@@ -166,6 +190,7 @@ class AGEMPlugin(Plugin):
         self._orders: list[Tensor] = []
         self._cursors: list[int] = []
         self._rotation = 0
+        self.device_sampling = False
 
     # ---- memory -----------------------------------------------------------------
     @property
@@ -245,17 +270,33 @@ class AGEMPlugin(Plugin):
         """
         if self.memory_x is None or self.memory_y is None or self.memory_t is None:
             raise RuntimeError("the A-GEM memory is empty: train on an experience first")
+        idx = self.sample_indices()
+        if idx is None:
+            return self.memory_x, self.memory_y, self.memory_t
+        return self.memory_x[idx], self.memory_y[idx], self.memory_t[idx]
+
+    def sample_indices(self) -> Tensor | None:
+        """The memory indices of the next sample, or None for the whole memory.
+
+        Draws from the sampling generator exactly as `sample_from_memory` does (which
+        calls it), so a caller that gathers the sample itself (the fleet) sees the same
+        draws as a single run.
+        """
+        if self.memory_y is None:
+            raise RuntimeError("the A-GEM memory is empty: train on an experience first")
         n = self.memory_size
         if self.sample_size >= n:
-            return self.memory_x, self.memory_y, self.memory_t
+            return None
         if self.sampling == "balanced":
-            idx = self._balanced_indices()
-        else:
-            assert self._sample_gen is not None
-            idx = torch.randperm(n, generator=self._sample_gen, device=self.memory_y.device)[
-                : self.sample_size
-            ]
-        return self.memory_x[idx], self.memory_y[idx], self.memory_t[idx]
+            return self._balanced_indices()
+        if self.device_sampling:
+            return random_subset(
+                n, self.sample_size, generator=self._sample_gen, device=self.memory_y.device
+            )
+        assert self._sample_gen is not None
+        return torch.randperm(n, generator=self._sample_gen, device=self.memory_y.device)[
+            : self.sample_size
+        ]
 
     def _balanced_indices(self) -> Tensor:
         """Equal shares per experience, each continuing its experience's shuffled order.
@@ -292,6 +333,10 @@ class AGEMPlugin(Plugin):
             parts.append(part + offset)
             offset += size
         return torch.cat(parts)
+
+    def graph_generators(self) -> list[torch.Generator]:
+        """The generators a captured step draws from (to register with the CUDA graph)."""
+        return [self._sample_gen] if self._sample_gen is not None else []
 
     # ---- hooks ------------------------------------------------------------------
     def _flat_grads(self, strategy: BaseTemplate) -> _FlatGrads:

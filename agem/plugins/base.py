@@ -30,6 +30,10 @@ class Plugin:
     """Base class for plugins: every hook of the template as a no-op."""
 
     order: int = 0
+    # True when the plugin's in-step hooks (before_training_iteration .. after_update) may
+    # be captured in a CUDA graph: they run once, at capture, and must only queue device
+    # work on tensors that stay in place (no host reads, no Python state per step).
+    graph_safe: bool = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Plugin:
         # In __new__ so that subclasses need not call super().__init__().

@@ -1,5 +1,6 @@
-"""Pieces shared by the episodic-memory plugins (A-GEM, GEM): loading stored patterns
-and keeping BatchNorm statistics unchanged by memory forward passes."""
+"""Pieces shared by the episodic-memory plugins (A-GEM, GEM) and the fleet: loading
+stored patterns, keeping BatchNorm statistics unchanged by memory forward passes, and
+drawing memory samples on the device."""
 
 from __future__ import annotations
 
@@ -68,3 +69,25 @@ def load_patterns(
             else torch.full((len(batch[1]),), task_label, dtype=torch.long)
         )
     return torch.cat(xs), torch.cat(ys), torch.cat(ts)
+
+
+def random_subset(
+    n: int,
+    k: int,
+    *,
+    runs: int | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """min(k, n) indices of range(n), uniformly without replacement, drawn on `device`.
+
+    The indices of the k largest of n independent uniform numbers (float64, so ties have
+    negligible probability) form a uniform random k-subset. No host synchronisation and
+    no `randperm`, so the draw can be captured in a CUDA graph. With `runs`, one
+    independent subset per run: shape [runs, k].
+    """
+    if n < 1 or k < 1:
+        raise ValueError(f"random_subset needs n >= 1 and k >= 1, got n={n}, k={k}")
+    shape = (n,) if runs is None else (runs, n)
+    keys = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+    return keys.topk(min(k, n), dim=-1, sorted=False).indices

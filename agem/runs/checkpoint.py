@@ -78,6 +78,15 @@ def _as_tensor(data: bytes) -> Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
+def _compact(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """`tensors` with each view into a larger storage copied out, so that `torch.save`
+    writes only its elements (a fleet member's parameters are rows of the fleet's)."""
+    return {
+        k: v.clone() if v.untyped_storage().nbytes() > v.numel() * v.element_size() else v
+        for k, v in tensors.items()
+    }
+
+
 def capture(
     strategy: BaseTemplate,
     *,
@@ -88,13 +97,15 @@ def capture(
     logs: dict[str, bytes],
 ) -> dict[str, Any]:
     """The checkpoint of `strategy` after `experiences_done` experiences."""
+    state = strategy.state_dict()
+    state["model"] = _compact(state["model"])
     return {
         "format": FORMAT,
         "config": config.to_dict(),
         "experiences_done": experiences_done,
         "elapsed_seconds": elapsed_seconds,
         "checkpoint_seconds": checkpoint_seconds,
-        "strategy": strategy.state_dict(),
+        "strategy": state,
         "rng": _global_rng(strategy.device),
         "logs": {name: _as_tensor(data) for name, data in logs.items()},
     }

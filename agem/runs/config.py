@@ -29,6 +29,9 @@ MAX_SEED = 2**32 - 1
 MAX_EXPERIENCES = 1000  # the evaluation alone is quadratic in the number of experiences
 MAX_THREADS = 1024
 MAX_LAYER = 2**20
+MAX_FLEET = 1024
+FLEET_STRATEGIES = ("naive", "agem", "replay")
+GRAPH_STRATEGIES = ("naive", "agem")
 
 # fields whose command-line flag is not simply --field-name
 _FLAGS = {"download": "--no-download", "checkpoint": "--no-checkpoint"}
@@ -85,6 +88,8 @@ _RULES: dict[str, _Rule] = {
     "lca_test_size": _Rule("int", 0),
     "log_every": _Rule("int", 1),
     "logger": _Rule("str"),  # comma-separated LOGGERS, checked in RunConfig
+    "fleet": _Rule("int", 1, MAX_FLEET),
+    "cuda_graph": _Rule("bool"),
 }
 
 
@@ -178,7 +183,9 @@ class RunConfig:
     only (renumbered from 0), `threads=None` applies `agem.runtime.default_threads` (1 for
     small MLPs on the CPU), `checkpoint=False` skips the per-experience checkpoints (the run
     then cannot be resumed), `logger` names the loggers, comma-separated (csv, tensorboard,
-    wandb).
+    wandb). `fleet=K` trains the seeds seed..seed+K-1 in lockstep, each into its own run
+    folder; `cuda_graph=True` captures the training step in a CUDA graph (see
+    `agem.cuda_graph` and `agem.fleet`).
     """
 
     benchmark: str = DEFAULT_BENCHMARK
@@ -214,6 +221,8 @@ class RunConfig:
     lca_test_size: int = 500
     log_every: int = 10
     logger: str = "csv,tensorboard"
+    fleet: int = 1
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -227,6 +236,36 @@ class RunConfig:
             raise ValueError(f"--benchmark must be one of {known}, got {self.benchmark!r}")
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"--momentum applies to --optimizer sgd, not {self.optimizer}")
+        self._check_fleet_and_graph()
+
+    def _check_fleet_and_graph(self) -> None:
+        """`fleet` and `cuda_graph` apply to some strategies and models only."""
+        if self.cuda_graph:
+            if self.strategy not in GRAPH_STRATEGIES:
+                raise ValueError(
+                    f"--cuda-graph supports --strategy {', '.join(GRAPH_STRATEGIES)}, "
+                    f"not {self.strategy}"
+                )
+            if not self.device.startswith("cuda"):
+                raise ValueError(
+                    f"--cuda-graph needs a CUDA device (--device cuda), got {self.device!r}"
+                )
+            if self.strategy == "agem" and self.sampling != "uniform":
+                raise ValueError("--cuda-graph supports --sampling uniform")
+            if self.task_labels:
+                raise ValueError("--cuda-graph supports single-head models (no --task-labels)")
+        if self.fleet == 1:
+            return
+        if self.strategy not in FLEET_STRATEGIES:
+            raise ValueError(
+                f"--fleet supports --strategy {', '.join(FLEET_STRATEGIES)}, not {self.strategy}"
+            )
+        if self.model != "mlp" or self.task_labels:
+            raise ValueError("--fleet supports --model mlp without --task-labels")
+        if self.strategy == "agem" and self.sampling != "uniform":
+            raise ValueError("--fleet supports --sampling uniform")
+        if self.seed + self.fleet - 1 > MAX_SEED:
+            raise ValueError(f"--fleet {self.fleet} from --seed {self.seed} passes {MAX_SEED}")
 
     # ---- conversions -------------------------------------------------------------
     @classmethod

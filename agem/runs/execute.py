@@ -19,12 +19,13 @@ cut short (it takes effect right after).
 from __future__ import annotations
 
 import contextlib
+import io
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -107,9 +108,21 @@ def _oserror_line(err: OSError) -> str:
 
 
 class _Run:
-    """One run being executed: its parts, built before the folder is touched."""
+    """One run being executed: its parts, built before the folder is touched.
 
-    def __init__(self, config: RunConfig, folder: RunFolder, progress: bool | None) -> None:
+    `console=False` silences the console logger and `capture=False` builds the strategy
+    without its own CUDA graph (a fleet reports one run of K and captures its own step).
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        folder: RunFolder,
+        progress: bool | None,
+        *,
+        console: bool = True,
+        capture: bool = True,
+    ) -> None:
         from agem.benchmarks.registry import get
         from agem.plugins.evaluation import EvaluationPlugin
         from agem.plugins.loggers import ConsoleLogger, CSVLogger, TensorBoardLogger, WandBLogger
@@ -159,7 +172,14 @@ class _Run:
             else None
         )
         loggers = [x for x in (self.csv, self.tensorboard, self.wandb) if x is not None]
-        plugins = [DivergenceCheck(), ConsoleLogger(interactive=progress), *loggers]
+        # a quiet member of a fleet still has one, so that its plugins (and its
+        # checkpoint) are those of the same run alone
+        console_logger = (
+            ConsoleLogger(interactive=progress)
+            if console
+            else ConsoleLogger(file=io.StringIO(), interactive=False)
+        )
+        plugins = [DivergenceCheck(), console_logger, *loggers]
         common = {
             "train_mb_size": config.batch_size,
             "train_epochs": config.epochs,
@@ -169,11 +189,14 @@ class _Run:
             "plugins": plugins,
             "evaluator": self.evaluator,
         }
+        if config.cuda_graph and capture:
+            common["cuda_graph"] = True
         self.strategy = build_strategy(config.strategy, model, optimizer, config.to_dict(), common)
         self.done = 0
         self.elapsed_before = 0.0
         self.checkpoint_seconds = 0.0  # spent capturing and writing checkpoints
         self.results: dict[str, Any] = {}
+        self.extra: dict[str, Any] = {}  # more entries for results.json (e.g. fleet_size)
 
     # ---- results and logs ------------------------------------------------------------
     def current_results(self, elapsed: float) -> dict[str, Any]:
@@ -187,6 +210,7 @@ class _Run:
             **self.evaluator.results,
             "total_seconds": elapsed,
             "checkpoint_seconds": self.checkpoint_seconds,
+            **self.extra,
         }
 
     def log_files(self) -> dict[str, bytes]:
@@ -247,38 +271,49 @@ class _Run:
 
     def train(self, signals: _Signals) -> dict[str, Any]:
         """Train the experiences not done yet; checkpoint after each; finish the folder."""
-        from agem.reporting.plots import write_run_plots
-
         start = time.perf_counter()
         stream = list(self.benchmark.train_stream)
         for experience in stream[self.done :]:
             self.strategy.train(experience)
-            self.done += 1
             elapsed = self.elapsed_before + time.perf_counter() - start
             with signals.critical():
-                if self.config.checkpoint:
-                    began = time.perf_counter()
-                    state = checkpoint.capture(
-                        self.strategy,
-                        config=self.config,
-                        experiences_done=self.done,
-                        elapsed_seconds=elapsed,
-                        checkpoint_seconds=self.checkpoint_seconds,
-                        logs=self.log_files(),
-                    )
-                    checkpoint.write(self.folder, state)
-                    self.checkpoint_seconds += time.perf_counter() - began
-                self.results = self.folder.write_results(self.current_results(elapsed), "running")
+                self.experience_done(elapsed)
         with signals.critical():
-            if self.tensorboard is not None:
-                self.tensorboard.close()  # with the hyperparameters and final metrics
-            elapsed = self.elapsed_before + time.perf_counter() - start
-            results = self.current_results(elapsed)
-            plots = write_run_plots(results, self.folder.path)
-            if self.wandb is not None:
-                self.wandb.log_plots(plots)
-                self.wandb.close()
-            self.results = self.folder.write_results(results, "complete")
+            self.close_loggers()
+            return self.finish(self.elapsed_before + time.perf_counter() - start)
+
+    def experience_done(self, elapsed: float) -> None:
+        """Count the experience just trained; write the checkpoint and results.json."""
+        self.done += 1
+        if self.config.checkpoint:
+            began = time.perf_counter()
+            state = checkpoint.capture(
+                self.strategy,
+                config=self.config,
+                experiences_done=self.done,
+                elapsed_seconds=elapsed,
+                checkpoint_seconds=self.checkpoint_seconds,
+                logs=self.log_files(),
+            )
+            checkpoint.write(self.folder, state)
+            self.checkpoint_seconds += time.perf_counter() - began
+        self.results = self.folder.write_results(self.current_results(elapsed), "running")
+
+    def close_loggers(self) -> None:
+        """Close TensorBoard's writer (with the hyperparameters and final metrics)."""
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+    def finish(self, elapsed: float) -> dict[str, Any]:
+        """Write the plots, close W&B and write results.json ("complete")."""
+        from agem.reporting.plots import write_run_plots
+
+        results = self.current_results(elapsed)
+        plots = write_run_plots(results, self.folder.path)
+        if self.wandb is not None:
+            self.wandb.log_plots(plots)
+            self.wandb.close()
+        self.results = self.folder.write_results(results, "complete")
         return self.results
 
     def end(self, status: str, **extra: Any) -> None:
@@ -310,11 +345,26 @@ def run(
     clears a non-empty `out` first. `progress` forces progress bars on or off (default:
     on when stderr is a terminal).
 
+    With `config.fleet` K > 1 the seeds seed..seed+K-1 are trained in lockstep into the
+    run folders `out/seed<s>` (see `agem.fleet.run`); the result is then
+    {"status", "fleet_size", "runs": [each run's results]}. A fleet cannot be resumed as
+    a whole: each of its folders resumes as a single run.
+
     Raises `RunFolderError` / `RunEnvironmentError` / `ValueError` (one-line messages;
     the command line exits 2), `TrainingDiverged` (exit 3) and `RunInterrupted`
     (exit 130 or 143).
     """
     config = config.resolved()
+    if config.fleet > 1:
+        from agem.fleet.run import run_fleet
+
+        if resume:
+            raise RunFolderError(
+                f"a fleet is not resumed as a whole: resume each of its runs with "
+                f"agem run --resume {Path(out)}/seed<s>"
+            )
+        with _Signals() as signals:
+            return run_fleet(config, Path(out), signals, overwrite=overwrite, progress=progress)
     folder = RunFolder(out)
     with _Signals() as signals:
         try:
@@ -344,7 +394,17 @@ def run(
             folder.unlock()
 
 
-def _execute(execution: _Run, signals: _Signals, prepare: Callable[[], None]) -> dict[str, Any]:
+class Execution(Protocol):
+    """What `execute` drives: one run (`_Run`) or a fleet of runs."""
+
+    def train(self, signals: _Signals) -> dict[str, Any]: ...
+
+    def end(self, status: str, **extra: Any) -> None: ...
+
+
+def _execute(
+    execution: Execution, signals: _Signals, prepare: Callable[[], None]
+) -> dict[str, Any]:
     """Prepare the folder and train; record how the run ended if it ends early."""
     started = False
     try:

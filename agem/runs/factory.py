@@ -43,16 +43,23 @@ def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...
 
 
 def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer `config` names (SGD, Adam or AdamW) over the model's parameters."""
+    """The optimizer `config` names (SGD, Adam or AdamW) over the model's parameters
+    (Adam and AdamW with `capturable=True` under `cuda_graph`)."""
     params = model.parameters()
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
+    # a captured step needs Adam's step counter on the device
+    capturable = config.cuda_graph
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(
+            params, lr=config.lr, weight_decay=config.weight_decay, capturable=capturable
+        )
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(
+            params, lr=config.lr, weight_decay=config.weight_decay, capturable=capturable
+        )
     raise ValueError(f"unknown optimizer {config.optimizer!r}")
 
 

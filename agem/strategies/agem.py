@@ -8,17 +8,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from agem.cuda_graph import CapturableTemplate
 from agem.plugins.agem import AGEMPlugin
-from agem.template import BaseTemplate
 
 
-class AGEM(BaseTemplate):
+class AGEM(CapturableTemplate):
     """Averaged Gradient Episodic Memory (Chaudhry et al., ICLR 2019).
 
     Args:
         patterns_per_experience: memory patterns stored per experience.
         sample_size: memory patterns per reference gradient (default 64).
         sampling: "uniform" (the paper's) or "balanced"; see `AGEMPlugin`.
+        cuda_graph: capture the step, memory sample and projection included, in a CUDA
+            graph (see `agem.cuda_graph`); needs "uniform" sampling, drawn on the device.
         Other arguments as `BaseTemplate`. The A-GEM plugin is `strategy.agem_plugin`;
         the caller's `plugins` list is not modified.
     """
@@ -39,7 +41,13 @@ class AGEM(BaseTemplate):
         plugins: Sequence[Any] | None = None,
         evaluator: Any = None,
         seed: int | None = None,
+        cuda_graph: bool = False,
     ) -> None:
+        if cuda_graph is True and sampling != "uniform":
+            raise ValueError(
+                f"cuda_graph=True supports sampling='uniform' only, got {sampling!r} "
+                "(balanced sampling keeps per-step state on the host)"
+            )
         self.agem_plugin = AGEMPlugin(patterns_per_experience, sample_size, sampling=sampling)
         super().__init__(
             model,
@@ -52,4 +60,5 @@ class AGEM(BaseTemplate):
             plugins=[*(plugins or []), self.agem_plugin],
             evaluator=evaluator,
             seed=seed,
+            cuda_graph=cuda_graph,
         )

@@ -116,6 +116,11 @@ def _argv_for(key: str, value: Any, options: Mapping[str, _Option], where: str) 
     """The `agem run` arguments for one `key = value` (booleans are flags)."""
     if key in RESERVED:
         raise SpecError(f"{where}: option {key!r} is set by the sweep itself")
+    if key == "fleet":  # a fleet writes OUT/seed<s>, not the one run folder a sweep reads
+        raise SpecError(
+            f"{where}: option 'fleet' is not available in a sweep (each sweep run writes "
+            f"one run folder); list the seeds instead"
+        )
     option = options.get(key)
     if isinstance(value, bool):
         if option is not None and not option.takes_value:

@@ -1,0 +1,121 @@
+"""`agem run --fleet K`: K run folders `OUT/seed<s>` trained in lockstep by one `Fleet`.
+
+Each member is built as the run layer builds a single run (`agem.runs.execute`), with
+the config it would have alone (`fleet` 1, its own seed), and owns a normal run folder:
+config.json, results.json with its status, a checkpoint after each experience, logs and
+plots, written atomically under the folder's lock. So `agem compare OUT/seed*` reads
+them, and `agem run --resume OUT/seed<s>` continues one of them as a single run. The
+folder OUT itself holds only the member folders and a lock (one fleet at a time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agem.runs.config import RunConfig
+from agem.runs.folder import RunFolder
+
+if TYPE_CHECKING:
+    from agem.runs.execute import _Run, _Signals
+
+
+def member_configs(config: RunConfig) -> list[RunConfig]:
+    """The configs of the fleet's runs: seeds seed..seed+K-1, each with `fleet` 1, so
+    that its config.json describes (and resumes) it as a single run."""
+    return [dataclasses.replace(config, seed=config.seed + i, fleet=1) for i in range(config.fleet)]
+
+
+def member_folder(out: Path, config: RunConfig) -> Path:
+    """The run folder of the member with `config` in the fleet folder `out`."""
+    return out / f"seed{config.seed}"
+
+
+class _FleetRun:
+    """A fleet being executed: its members' `_Run`s (built before any folder is touched)
+    and the `Fleet` that trains them."""
+
+    def __init__(self, config: RunConfig, out: Path, progress: bool | None) -> None:
+        from agem.fleet.fleet import Fleet
+        from agem.runs.execute import _Run
+
+        self.parent = RunFolder(out)
+        self.runs: list[_Run] = []
+        for i, member in enumerate(member_configs(config)):
+            folder = RunFolder(member_folder(out, member))
+            self.runs.append(_Run(member, folder, progress, console=i == 0, capture=False))
+        for run in self.runs:
+            run.extra["fleet_size"] = config.fleet
+        self.fleet = Fleet([r.strategy for r in self.runs], cuda_graph=config.cuda_graph)
+        self.checkpoint = config.checkpoint
+        self.started: list[_Run] = []
+
+    def start(self, *, overwrite: bool) -> None:
+        """Create and lock OUT and every member folder; write their first files."""
+        self.parent.create(overwrite=overwrite)
+        for run in self.runs:
+            self.started.append(run)
+            run.start(overwrite=False)
+
+    def train(self, signals: _Signals) -> dict[str, Any]:
+        """Train every experience in lockstep; after each, each member's checkpoint and
+        results; then finish each folder."""
+        streams = [list(r.benchmark.train_stream) for r in self.runs]
+        start = time.perf_counter()
+        for step in range(len(streams[0])):
+            self.fleet.train([s[step] for s in streams])
+            elapsed = time.perf_counter() - start
+            with signals.critical():
+                if self.checkpoint:
+                    self.fleet.sync_member_optimizers()
+                for run in self.runs:
+                    run.experience_done(elapsed)
+        with signals.critical():
+            for run in self.runs:
+                run.close_loggers()
+            elapsed = time.perf_counter() - start
+            runs = [run.finish(elapsed) for run in self.runs]
+        return {"status": "complete", "fleet_size": len(runs), "runs": runs}
+
+    def end(self, status: str, **extra: Any) -> None:
+        """Record `status` in every member folder already started."""
+        for run in self.started:
+            run.end(status, **extra)
+
+    def unlock(self) -> None:
+        for run in self.runs:
+            run.folder.unlock()
+        self.parent.unlock()
+
+
+def run_fleet(
+    config: RunConfig,
+    out: Path,
+    signals: _Signals,
+    *,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Build the K runs of `config` as separate runs would be, train them as one `Fleet`,
+    and write each run folder `out/seed<s>`; only the first run reports on the console.
+
+    Everything that depends only on the settings and the machine (the folder may be
+    used, the device, `--cuda-graph`'s requirements, the data) is checked before any
+    folder is created. Returns {"status", "fleet_size", "runs": [each run's results]}.
+    """
+    from agem.runs.execute import RunInterrupted, _execute
+
+    RunFolder(out).check_new(overwrite=overwrite)
+    execution: _FleetRun | None = None
+    try:
+        execution = _FleetRun(config, out, progress)
+        fleet = execution
+        return _execute(fleet, signals, lambda: fleet.start(overwrite=overwrite))
+    except RunInterrupted as err:
+        started = execution is not None and bool(execution.started)
+        raise RunInterrupted(err.signum, out if started else None) from None
+    finally:
+        if execution is not None:
+            execution.unlock()

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One-shot check of the captured step and the fleet on a CUDA machine, from the
+# repository root:  bash scripts/gpu_check.sh
+# Installs the package (no dependencies: torch with CUDA must already be there), runs
+# the GPU tests (equality with the eager step, no host synchronisation per step, a
+# captured fleet's run folders resumed run by run), then times every variant with
+# scripts/benchmark_gpu.py; its table is printed last. Ends within about 8 minutes.
+# Environment: PYTHON (default python), OUT (a folder for bench_gpu.json; default /tmp),
+# BENCH_ARGS (extra benchmark options, e.g. "--repeats 5").
+set -u
+PY="${PYTHON:-python}"
+OUT_DIR="${OUT:-/tmp}"
+cd "$(dirname "$0")/.." || exit 2
+
+echo "== environment"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+"$PY" -c 'import torch, sys; print("torch", torch.__version__, "cuda", torch.version.cuda,
+"available", torch.cuda.is_available()); sys.exit(0 if torch.cuda.is_available() else 3)' \
+  || { echo "CUDA is not available to $PY: nothing to check"; exit 3; }
+
+echo "== install"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout, even if pip cannot install
+"$PY" -m pip install --no-deps --no-build-isolation -q -e . \
+  || echo "pip install failed: using PYTHONPATH=$PWD instead"
+
+echo "== GPU tests (captured step, fleet on the GPU, captured fleet folders and resume)"
+"$PY" -m pytest --version >/dev/null 2>&1 || "$PY" -m pip install -q pytest \
+  || echo "pytest is not available: tests cannot run"
+timeout 150 "$PY" -m pytest -p no:cacheprovider -x -q -rs tests/test_cuda_graph.py \
+  tests/test_fleet_runs.py 2>&1 | tail -20
+tests_rc=${PIPESTATUS[0]}
+echo "GPU tests exit status $tests_rc"
+
+echo "== benchmark"
+# shellcheck disable=SC2086
+timeout 300 "$PY" scripts/benchmark_gpu.py --device cuda --repeats 3 \
+  --json "$OUT_DIR/bench_gpu.json" ${BENCH_ARGS:-}
+bench_rc=$?
+exit $(( tests_rc != 0 || bench_rc != 0 ))
