@@ -192,3 +192,25 @@ def test_paper_pmnist_protocol_values() -> None:
 def test_fleet_is_refused_in_a_sweep() -> None:
     with pytest.raises(SpecError, match="'fleet' is not available in a sweep"):
         parse_spec(GOOD + "fleet = [2]\n")
+
+
+def test_selection_never_chooses_a_candidate_that_diverged(tmp_path: Path) -> None:
+    """Selection picks the best mean A_T among candidates whose runs all completed: a
+    learning rate that diverged on one seed loses even if its other seeds score best."""
+    from agem.runs.folder import RunFolder
+    from agem.sweeps.twophase import choose
+
+    protocol = get_preset("agem-paper-pfmnist").with_overrides(
+        {"lr": [0.01, 0.1], "ewc_lambda": [10.0], "selection_seeds": 2}
+    )
+    spec = protocol.selection_spec()
+    scores = {0.01: (0.5, 0.6), 0.1: (0.9, None)}  # lr 0.1 diverges on its second seed
+    for job in spec.jobs:
+        a_t = scores[job.values["lr"]][job.values["seed"]]
+        folder = RunFolder(tmp_path / job.name)
+        folder.path.mkdir()
+        status = "diverged" if a_t is None else "complete"
+        folder.write_results({"A_T": a_t}, status)
+    choices = choose(protocol, spec, tmp_path)
+    assert {c["lr"] for c in choices.values()} == {0.01}
+    assert choices["agem"]["selection_A_T"] == pytest.approx(0.55)

@@ -19,17 +19,19 @@ from agem.atomic import write_text_atomic
 from agem.reporting.compare import load_run, mean_std
 from agem.sweeps.engines import Engine
 from agem.sweeps.presets import Protocol
-from agem.sweeps.runner import SweepResult, run_sweep
+from agem.sweeps.runner import FINAL, SweepResult, run_sweep
 from agem.sweeps.spec import SpecError, SweepSpec
 
 SELECTION = "selection"
 
 
 def choose(protocol: Protocol, spec: SweepSpec, folder: Path) -> dict[str, dict[str, Any]]:
-    """Each method's searched values with the best mean A_T over the complete runs."""
+    """Each method's searched values with the best mean A_T over the complete runs; a
+    candidate that diverged on any seed is never chosen."""
     choices: dict[str, dict[str, Any]] = {}
     for method in protocol.methods:
         candidates: dict[str, tuple[dict[str, Any], list[float]]] = {}
+        diverged: set[str] = set()
         for job in spec.jobs:
             if job.values.get("strategy") != method.fixed["strategy"]:
                 continue
@@ -39,10 +41,14 @@ def choose(protocol: Protocol, spec: SweepSpec, folder: Path) -> dict[str, dict[
             if (run_folder / "results.json").is_file():
                 record = load_run(run_folder)
                 a_t = record.value("A_T")
-                if record.status == "complete" and a_t is not None:
+                if record.status == "diverged":
+                    diverged.add(json.dumps(values, sort_keys=True))
+                elif record.status == "complete" and a_t is not None:
                     entry[1].append(a_t)
         best: tuple[float, dict[str, Any]] | None = None
-        for values, scores in candidates.values():
+        for key, (values, scores) in candidates.items():
+            if key in diverged:  # a candidate that diverged on any seed is not chosen
+                continue
             mean = mean_std(scores)[0]
             if mean is not None and (best is None or mean > best[0]):
                 best = (mean, values)
@@ -80,8 +86,8 @@ def run_protocol(
         threads=threads,
         stream=stream,
     )
-    if selection.incomplete:
-        return None
+    if any(status not in FINAL for status in selection.incomplete.values()):
+        return None  # diverged candidates are final: they just cannot be chosen
     choices = choose(protocol, selection_spec, out / SELECTION)
     write_text_atomic(out / "selection.json", json.dumps(choices, indent=2) + "\n")
     for name, values in choices.items():
