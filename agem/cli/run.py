@@ -185,6 +185,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "(only --threads may be given beside it; default: a new run)",
     )
     folder.add_argument(
+        "--fleet-folders",
+        nargs="+",
+        metavar="DIR",
+        default=None,
+        help="with --fleet K: the K run folders, one per seed in order, instead of "
+        "OUT/seed<s> (each must be new or empty; default: OUT/seed<s>)",
+    )
+    folder.add_argument(
         "--config",
         metavar="FILE",
         default=None,
@@ -252,7 +260,7 @@ def _metrics_line(results: dict[str, Any]) -> str:
     return "  ".join(f"{k}={results[k]:.4f}" for k in keys if results.get(k) is not None)
 
 
-def print_results(results: dict[str, Any], out: Path) -> None:
+def print_results(results: dict[str, Any], out: Path, *, members: list[str] | None = None) -> None:
     """The accuracy matrix, the metrics, the time and the run folder, on stdout (for a
     fleet: one line of metrics per run)."""
     if "runs" in results:
@@ -260,7 +268,7 @@ def print_results(results: dict[str, Any], out: Path) -> None:
         for run in runs:
             print(f"seed {run['seed']}: {_metrics_line(run)}")
         print(f"training {runs[0]['train_seconds']:.1f} s for {len(runs)} runs")
-        print(f"run folders: {out}/seed<s>")
+        print(f"run folders: {', '.join(members) if members else f'{out}/seed<s>'}")
         return
     print(format_matrix(results["accuracy_matrix"]))
     print(_metrics_line(results))
@@ -277,6 +285,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.resume is not None:
         given = [flag(n) for n in RunConfig.field_names() if hasattr(args, n) and n != "threads"]
         extra = [*given, *(["--config"] if args.config else []), *(["--out"] if args.out else [])]
+        extra += ["--fleet-folders"] if args.fleet_folders else []
         if extra or args.overwrite:
             others = ", ".join(extra + (["--overwrite"] if args.overwrite else []))
             raise ValueError(
@@ -304,11 +313,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         fleet = f"-fleet{config.fleet}" if config.fleet > 1 else ""
         default = f"runs/{config.benchmark}-{config.strategy}{fleet}-seed{config.seed}"
         out = Path(args.out or default)
-        results = run(config, out, overwrite=args.overwrite)
+        if args.fleet_folders and args.out:
+            raise ValueError("--fleet-folders names the run folders: give it without --out")
+        results = run(config, out, overwrite=args.overwrite, members=args.fleet_folders)
         # after the run: an error stays one line, and the warning is not lost in progress
         for message in ignored_options(config, given):
             print(f"agem: warning: {message}", file=sys.stderr)
-    print_results(results, out)
+    print_results(results, out, members=getattr(args, "fleet_folders", None))
     return 0
 
 
@@ -331,6 +342,10 @@ def run_command(args: argparse.Namespace) -> int:
     except RunInterrupted as err:
         if err.out is None:
             hint = " before training"
+        elif getattr(args, "fleet_folders", None):
+            hint = (
+                f"; continue each run with: agem run --resume DIR ({', '.join(args.fleet_folders)})"
+            )
         elif _is_fleet_folder(err.out) and not (err.out / "config.json").is_file():
             hint = f"; continue each run with: agem run --resume {err.out}/seed<s>"
         else:

@@ -53,6 +53,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="torch threads per run (default: the cores divided among the workers)",
     )
     p.add_argument(
+        "--fleet",
+        type=int,
+        default=1,
+        metavar="K",
+        help="train up to K runs that differ only in their seed (consecutive seeds) as one "
+        "`agem run --fleet` where the strategy and model allow it, each into its own run "
+        "folder (default: 1, every run alone)",
+    )
+    p.add_argument(
         "--ray-address",
         default=None,
         help="Ray cluster to join (default $RAY_ADDRESS, else a local Ray instance)",
@@ -102,8 +111,8 @@ def sweep_from_args(args: argparse.Namespace) -> int:
         raise UsageError("agem sweep: give either SWEEP.toml or --preset NAME")
     if args.out is None:
         raise UsageError("agem sweep: --out DIR is required")
-    if args.workers < 1 or (args.threads is not None and args.threads < 1):
-        raise UsageError("agem sweep: --workers and --threads must be positive")
+    if args.workers < 1 or args.fleet < 1 or (args.threads is not None and args.threads < 1):
+        raise UsageError("agem sweep: --workers, --threads and --fleet must be positive")
     if args.set and args.preset is None:
         raise UsageError("agem sweep: --set applies to presets; edit the spec instead")
     out = Path(args.out)
@@ -126,10 +135,22 @@ def sweep_from_args(args: argparse.Namespace) -> int:
     try:
         if protocol is not None:
             result = run_protocol(
-                protocol, out, engine=engine, parallel=args.workers, threads=threads
+                protocol,
+                out,
+                engine=engine,
+                parallel=args.workers,
+                threads=threads,
+                fleet=args.fleet,
             )
         elif spec is not None:
-            result = run_sweep(spec, out, engine=engine, parallel=args.workers, threads=threads)
+            result = run_sweep(
+                spec,
+                out,
+                engine=engine,
+                parallel=args.workers,
+                threads=threads,
+                fleet=args.fleet,
+            )
     except SpecError as err:
         raise UsageError(f"agem sweep: {err}") from None
     except (_Stopped, KeyboardInterrupt) as stop:

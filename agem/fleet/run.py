@@ -6,12 +6,15 @@ config.json, results.json with its status, a checkpoint after each experience, l
 plots, written atomically under the folder's lock. So `agem compare OUT/seed*` reads
 them, and `agem run --resume OUT/seed<s>` continues one of them as a single run. The
 folder OUT itself holds only the member folders and a lock (one fleet at a time).
+`members` names the member folders instead (one per seed, anywhere: what a sweep uses
+to put each run where it expects it); each is then locked on its own, with no OUT.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,14 +40,16 @@ class _FleetRun:
     """A fleet being executed: its members' `_Run`s (built before any folder is touched)
     and the `Fleet` that trains them."""
 
-    def __init__(self, config: RunConfig, out: Path, progress: bool | None) -> None:
+    def __init__(
+        self, config: RunConfig, parent: Path | None, folders: Sequence[Path], progress: bool | None
+    ) -> None:
         from agem.fleet.fleet import Fleet
         from agem.runs.execute import _Run
 
-        self.parent = RunFolder(out)
+        self.parent = RunFolder(parent) if parent is not None else None
         self.runs: list[_Run] = []
-        for i, member in enumerate(member_configs(config)):
-            folder = RunFolder(member_folder(out, member))
+        for i, (member, path) in enumerate(zip(member_configs(config), folders, strict=True)):
+            folder = RunFolder(path)
             self.runs.append(_Run(member, folder, progress, console=i == 0, capture=False))
         for run in self.runs:
             run.extra["fleet_size"] = config.fleet
@@ -53,11 +58,12 @@ class _FleetRun:
         self.started: list[_Run] = []
 
     def start(self, *, overwrite: bool) -> None:
-        """Create and lock OUT and every member folder; write their first files."""
-        self.parent.create(overwrite=overwrite)
+        """Create and lock OUT (if any) and every member folder; write their first files."""
+        if self.parent is not None:
+            self.parent.create(overwrite=overwrite)
         for run in self.runs:
             self.started.append(run)
-            run.start(overwrite=False)
+            run.start(overwrite=overwrite and self.parent is None)
 
     def train(self, signals: _Signals) -> dict[str, Any]:
         """Train every experience in lockstep; after each, each member's checkpoint and
@@ -87,7 +93,8 @@ class _FleetRun:
     def unlock(self) -> None:
         for run in self.runs:
             run.folder.unlock()
-        self.parent.unlock()
+        if self.parent is not None:
+            self.parent.unlock()
 
 
 def run_fleet(
@@ -97,9 +104,11 @@ def run_fleet(
     *,
     overwrite: bool = False,
     progress: bool | None = None,
+    members: Sequence[Path] | None = None,
 ) -> dict[str, Any]:
     """Build the K runs of `config` as separate runs would be, train them as one `Fleet`,
-    and write each run folder `out/seed<s>`; only the first run reports on the console.
+    and write each run folder `out/seed<s>` (or `members[i]` for seed seed+i, with `out`
+    unused); only the first run reports on the console.
 
     Everything that depends only on the settings and the machine (the folder may be
     used, the device, `--cuda-graph`'s requirements, the data) is checked before any
@@ -107,15 +116,27 @@ def run_fleet(
     """
     from agem.runs.execute import RunInterrupted, _execute
 
-    RunFolder(out).check_new(overwrite=overwrite)
+    if members is None:
+        parent: Path | None = out
+        folders = [member_folder(out, member) for member in member_configs(config)]
+    else:
+        if len(members) != config.fleet or len(set(members)) != len(members):
+            raise ValueError(
+                f"--fleet {config.fleet} needs {config.fleet} distinct member folders, "
+                f"got {len(members)}"
+            )
+        parent, folders = None, list(members)
+    for path in [parent] if parent is not None else folders:
+        RunFolder(path).check_new(overwrite=overwrite)
     execution: _FleetRun | None = None
     try:
-        execution = _FleetRun(config, out, progress)
+        execution = _FleetRun(config, parent, folders, progress)
         fleet = execution
         return _execute(fleet, signals, lambda: fleet.start(overwrite=overwrite))
     except RunInterrupted as err:
         started = execution is not None and bool(execution.started)
-        raise RunInterrupted(err.signum, out if started else None) from None
+        where = out if parent is not None else folders[0]
+        raise RunInterrupted(err.signum, where if started else None) from None
     finally:
         if execution is not None:
             execution.unlock()

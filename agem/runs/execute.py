@@ -23,7 +23,7 @@ import io
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -335,6 +335,7 @@ def run(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool | None = None,
+    members: Sequence[str | Path] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate as `config` says in the run folder `out`; return the results.
 
@@ -346,7 +347,8 @@ def run(
     on when stderr is a terminal).
 
     With `config.fleet` K > 1 the seeds seed..seed+K-1 are trained in lockstep into the
-    run folders `out/seed<s>` (see `agem.fleet.run`); the result is then
+    run folders `out/seed<s>`, or `members` (one folder per seed; `out` is then unused;
+    see `agem.fleet.run`); the result is then
     {"status", "fleet_size", "runs": [each run's results]}. A fleet cannot be resumed as
     a whole: each of its folders resumes as a single run.
 
@@ -355,6 +357,8 @@ def run(
     (exit 130 or 143).
     """
     config = config.resolved()
+    if members is not None and config.fleet == 1:
+        raise ValueError("member folders name the runs of a fleet: give --fleet K too")
     if config.fleet > 1:
         from agem.fleet.run import run_fleet
 
@@ -364,7 +368,10 @@ def run(
                 f"agem run --resume {Path(out)}/seed<s>"
             )
         with _Signals() as signals:
-            return run_fleet(config, Path(out), signals, overwrite=overwrite, progress=progress)
+            folders = None if members is None else [Path(m) for m in members]
+            return run_fleet(
+                config, Path(out), signals, overwrite=overwrite, progress=progress, members=folders
+            )
     folder = RunFolder(out)
     with _Signals() as signals:
         try:

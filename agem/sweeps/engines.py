@@ -31,11 +31,18 @@ _PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True)
 class Task:
-    """One command line for `agem` (e.g. `("run", "--seed", "0", ...)`) and its log."""
+    """One command line for `agem` (e.g. `("run", "--seed", "0", ...)`) and its log;
+    `runs` names the run folders it writes when that is not just `name` (a fleet)."""
 
     name: str
     argv: tuple[str, ...]
     log: Path
+    runs: tuple[str, ...] = ()
+
+    @property
+    def run_names(self) -> tuple[str, ...]:
+        """The names of the run folders this task writes."""
+        return self.runs or (self.name,)
 
 
 @dataclass(frozen=True)

@@ -5,23 +5,33 @@ spec is refused), one run folder per grid point, `logs/` (each run's output) and
 summary. Re-running the same sweep is safe at any point: a complete run is skipped, an
 unfinished one is resumed from its checkpoint (`agem run --resume`), a missing one is
 started, so the summary ends equal to an uninterrupted sweep's.
+
+With `fleet` K > 1, runs not yet started that differ only in their seed, with
+consecutive seeds, go K at a time into one `agem run --fleet K --fleet-folders ...`
+(when their strategy and model can be trained as a fleet), each member still writing
+its own folder DIR/<run name>; a member that was interrupted resumes as a single run.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from agem.atomic import write_text_atomic
 from agem.reporting.compare import RunRecord, load_run, run_status
 from agem.sweeps.engines import Engine, Outcome, Task
 from agem.sweeps.spec import Job, SpecError, SweepSpec, parse_spec
 from agem.sweeps.summary import SummaryRow, summarize, write_summary
+
+if TYPE_CHECKING:
+    from agem.runs.config import RunConfig
 
 SPEC_FILE = "sweep.toml"
 LOGS = "logs"
@@ -76,25 +86,90 @@ def _status(folder: Path) -> str | None:
         return run_status(None)
 
 
-def plan(spec: SweepSpec, out: Path, *, threads: int | None) -> tuple[list[Task], list[Job]]:
-    """(tasks to run, jobs already finished) for the sweep in `out`."""
+def _fleet_capable(config: RunConfig) -> bool:
+    """Whether a fleet can train runs like `config` (its validation says)."""
+    try:
+        dataclasses.replace(config, fleet=2)
+    except ValueError:
+        return False
+    return True
+
+
+def fleets(jobs: Sequence[Job], size: int) -> list[list[Job]]:
+    """The jobs in groups to run together: at most `size` jobs whose configs differ only
+    in their seed, with consecutive seeds, and that a fleet can train; others alone."""
+    from agem.cli.main import build_parser
+    from agem.cli.run import config_from_args
+    from agem.runs.config import MAX_FLEET
+
+    size = min(size, MAX_FLEET)
+    parser = build_parser()
+    groups: list[list[Job]] = []
+    alike: dict[str, list[tuple[int, Job]]] = {}
+    for job in jobs:
+        config = config_from_args(parser.parse_args(["run", *job.options]))
+        if not _fleet_capable(config):
+            groups.append([job])
+            continue
+        key = json.dumps({**config.to_dict(), "seed": None}, sort_keys=True, default=str)
+        alike.setdefault(key, []).append((config.seed, job))
+    for members in alike.values():
+        members.sort(key=lambda member: member[0])
+        group: list[Job] = []
+        last = -2
+        for seed, job in members:
+            if group and (seed != last + 1 or len(group) == size):
+                groups.append(group)
+                group = []
+            group.append(job)
+            last = seed
+        groups.append(group)
+    order = {job.name: i for i, job in enumerate(jobs)}
+    return sorted(groups, key=lambda g: order[g[0].name])
+
+
+def _thread_args(job: Job, threads: int | None) -> list[str]:
+    """`--threads N` unless the job sets its own (or no number is given)."""
+    if threads is None or "--threads" in job.options:
+        return []
+    return ["--threads", str(threads)]
+
+
+def plan(
+    spec: SweepSpec, out: Path, *, threads: int | None, fleet: int = 1
+) -> tuple[list[Task], list[Job]]:
+    """(tasks to run, jobs already finished) for the sweep in `out`; with `fleet` > 1
+    the jobs not started yet are grouped into fleets (see `fleets`)."""
     tasks: list[Task] = []
     done: list[Job] = []
+    new: list[Job] = []
     for job in spec.jobs:
         folder = out / job.name
-        thread_args = [] if threads is None or "--threads" in job.options else ["--threads"]
-        thread_args += [str(threads)] if thread_args else []
+        thread_args = _thread_args(job, threads)
         status = _status(folder)
         if status in FINAL:
             done.append(job)
             continue
         if status is None:
-            argv = ["run", *job.options, "--out", str(folder), *thread_args]
-        elif status == "unusable":  # killed before it wrote its config: start afresh
+            new.append(job)
+            continue
+        if status == "unusable":  # killed before it wrote its config: start afresh
             argv = ["run", *job.options, "--out", str(folder), "--overwrite", *thread_args]
         else:
             argv = ["run", "--resume", str(folder), *thread_args]
         tasks.append(Task(job.name, tuple(argv), out / LOGS / f"{job.name}.log"))
+    for group in fleets(new, fleet) if fleet > 1 else [[job] for job in new]:
+        first = group[0]
+        thread_args = _thread_args(first, threads)
+        if len(group) == 1:
+            argv = ["run", *first.options, "--out", str(out / first.name), *thread_args]
+            tasks.append(Task(first.name, tuple(argv), out / LOGS / f"{first.name}.log"))
+            continue
+        names = tuple(job.name for job in group)
+        argv = ["run", *first.options, *thread_args, "--fleet", str(len(group))]
+        argv += ["--fleet-folders", *(str(out / name) for name in names)]
+        name = f"fleet_{first.name}"
+        tasks.append(Task(name, tuple(argv), out / LOGS / f"{name}.log", runs=names))
     return tasks, done
 
 
@@ -144,14 +219,17 @@ def run_sweep(
     stream: TextIO = sys.stdout,
     on_outcome: Callable[[Outcome], None] | None = None,
     also: frozenset[str] = frozenset(),
+    fleet: int = 1,
 ) -> SweepResult:
     """Run every unfinished job of `spec` in `out` with `engine`, then write the summary.
 
-    One line per finished run (its A_T and seconds) with the overall count and an
-    estimate of the time left; `parallel` is how many runs go at once (for the ETA).
+    One line per finished run (its A_T and seconds, and its fleet if it ran in one) with
+    the overall count and an estimate of the time left; `parallel` is how many tasks go
+    at once (for the ETA); `fleet` K > 1 trains up to K seeds of a configuration as one
+    fleet where the fleet can (see `plan`).
     """
     prepare_folder(spec, out, also=also)
-    tasks, done = plan(spec, out, threads=threads)
+    tasks, done = plan(spec, out, threads=threads, fleet=fleet)
     total = len(spec.jobs)
     finished = len(done)
     if done:
@@ -159,15 +237,18 @@ def run_sweep(
     seconds: list[float] = []
     started = time.perf_counter()
     for outcome in engine.run(tasks):
-        finished += 1
-        seconds.append(outcome.seconds)
-        _, text = _report(outcome, out / outcome.task.name)
-        eta = _eta(seconds, total - finished, parallel)
-        print(
-            f"[{finished}/{total}] {outcome.task.name}  {text}  {outcome.seconds:.1f} s{eta}",
-            file=stream,
-            flush=True,
-        )
+        names = outcome.task.run_names
+        together = f" (fleet of {len(names)})" if len(names) > 1 else ""
+        for name in names:
+            finished += 1
+            seconds.append(outcome.seconds / len(names))
+            _, text = _report(outcome, out / name)
+            eta = _eta(seconds, total - finished, parallel)
+            print(
+                f"[{finished}/{total}] {name}  {text}  {outcome.seconds:.1f} s{together}{eta}",
+                file=stream,
+                flush=True,
+            )
         if on_outcome is not None:
             on_outcome(outcome)
     rows, incomplete = summarize_folder(spec, out)

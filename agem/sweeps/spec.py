@@ -26,7 +26,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 # Options a sweep decides itself: where each run goes, and how it is resumed.
-RESERVED = frozenset({"out", "resume", "overwrite", "config"})
+RESERVED = frozenset({"out", "resume", "overwrite", "config", "fleet_folders"})
 SEED = "seed"
 
 

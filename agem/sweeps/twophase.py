@@ -66,8 +66,10 @@ def run_protocol(
     parallel: int,
     threads: int | None,
     stream: TextIO = sys.stdout,
+    fleet: int = 1,
 ) -> SweepResult | None:
-    """Both phases; None when the selection phase left runs unfinished."""
+    """Both phases (runs grouped into fleets of up to `fleet` seeds where they can be);
+    None when the selection phase left runs unfinished."""
     selection_spec = protocol.selection_spec()
     allowed = (SELECTION, "selection.json")
     foreign = out.exists() and any(p.name not in allowed for p in out.iterdir())
@@ -85,6 +87,7 @@ def run_protocol(
         parallel=parallel,
         threads=threads,
         stream=stream,
+        fleet=fleet,
     )
     if any(status not in FINAL for status in selection.incomplete.values()):
         return None  # diverged candidates are final: they just cannot be chosen
@@ -106,6 +109,7 @@ def run_protocol(
         parallel=parallel,
         threads=threads,
         stream=stream,
+        fleet=fleet,
         also=frozenset({SELECTION, "selection.json"}),
     )
 
