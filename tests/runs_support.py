@@ -120,3 +120,25 @@ def one_line_error(proc: Any, code: int = 2, *, after_training: bool = False) ->
 def temp_files(folder: Path) -> list[str]:
     """Temporary files left in `folder`."""
     return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".tmp"))
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """The processes (but pytest) whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline and "pytest" not in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def assert_no_process_mentions(out: Path, *, within: float = 30.0) -> None:
+    """Wait until no process names `out` (a killed sweep's runs die with it)."""
+    deadline = time.monotonic() + within
+    while _processes_mentioning(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_mentioning(str(out)) == [], "a run outlived the killed sweep"

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from runs_support import assert_no_process_mentions
 
 from agem.cli.main import main
 from agem.sweeps.runner import fleets, plan
@@ -193,7 +194,7 @@ def test_sweep_with_fleet_killed_mid_fleet_and_rerun_completes(tmp_path: Path) -
         sweep.kill()
         sweep.wait()
     assert partway, "no fleet member got part-way"
-    time.sleep(1.0)  # the fleet process dies with the sweep (PR_SET_PDEATHSIG)
+    assert_no_process_mentions(out)  # the fleet process died with the sweep
     resumed = _sweep(str(spec), "--out", str(out), "--fleet", "2", timeout=600)
     _check_complete(out, resumed)
     for name in partway:  # continued from its checkpoint as a single run

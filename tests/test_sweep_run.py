@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from runs_support import assert_no_process_mentions
 
 pytestmark = pytest.mark.slow
 
@@ -151,19 +152,6 @@ def test_ray_sweep_end_to_end_on_a_cluster(tmp_path: Path, ray_address: str) -> 
     assert _metrics(out) == _metrics(local)
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if text in cmdline and "pytest" not in cmdline:
-                found.append(int(entry.name))
-    return found
-
-
 def _kill_mid_run(command: list[str], out: Path) -> list[str]:
     """Start the sweep, SIGKILL it once a run is part-way (a checkpoint written, not
     complete), check that none of its runs outlives it; return the part-way runs."""
@@ -190,10 +178,7 @@ def _kill_mid_run(command: list[str], out: Path) -> list[str]:
     finally:
         sweep.kill()
         sweep.wait()
-    deadline = time.monotonic() + 30
-    while _processes_mentioning(str(out)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _processes_mentioning(str(out)) == [], "a run outlived the killed sweep"
+    assert_no_process_mentions(out)
     return partway
 
 
