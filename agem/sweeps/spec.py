@@ -116,10 +116,10 @@ def _argv_for(key: str, value: Any, options: Mapping[str, _Option], where: str) 
     """The `agem run` arguments for one `key = value` (booleans are flags)."""
     if key in RESERVED:
         raise SpecError(f"{where}: option {key!r} is set by the sweep itself")
-    if key == "fleet":  # a fleet writes OUT/seed<s>, not the one run folder a sweep reads
+    if key == "fleet":  # the sweep forms fleets itself: `agem sweep --fleet K`
         raise SpecError(
             f"{where}: option 'fleet' is not available in a sweep (each sweep run writes "
-            f"one run folder); list the seeds instead"
+            f"one run folder); list the seeds and give `agem sweep --fleet K` instead"
         )
     option = options.get(key)
     if isinstance(value, bool):
