@@ -39,7 +39,9 @@ class SweepResult:
 
 
 def prepare_folder(spec: SweepSpec, out: Path, *, also: frozenset[str] = frozenset()) -> None:
-    """Create DIR with the spec, or check that DIR holds this very sweep.
+    """Create DIR with the spec, or check that DIR holds this very sweep, or one that
+    `spec` extends (every stored run again, with the same options: the stored spec is
+    then replaced and the new runs are added).
 
     Raises SpecError (one line) for a folder of another sweep or a non-empty folder
     that is not a sweep folder (entries named in `also` may be there already).
@@ -50,10 +52,13 @@ def prepare_folder(spec: SweepSpec, out: Path, *, also: frozenset[str] = frozens
             previous = parse_spec(stored.read_text(encoding="utf-8"), source=str(stored))
         except SpecError as err:
             raise SpecError(f"{out} holds a sweep spec that no longer validates: {err}") from None
-        if previous.canonical() != spec.canonical():
+        if previous.canonical() == spec.canonical():
+            return
+        if not _grows(previous, spec):
             raise SpecError(
                 f"{out} holds a different sweep (see {stored}); use another --out folder"
             )
+        write_text_atomic(stored, spec.to_toml())  # the sweep grows: its runs stay valid
         return
     if out.exists() and (not out.is_dir() or any(p.name not in also for p in out.iterdir())):
         raise SpecError(f"{out} exists and is not a sweep folder; use another --out folder")
@@ -62,6 +67,13 @@ def prepare_folder(spec: SweepSpec, out: Path, *, also: frozenset[str] = frozens
         write_text_atomic(stored, spec.to_toml())
     except OSError as err:
         raise SpecError(f"cannot write the sweep folder {out}: {err.strerror or err}") from None
+
+
+def _grows(previous: SweepSpec, spec: SweepSpec) -> bool:
+    """True when `spec` runs every run of `previous`, each with the very same options (a
+    grid extended with new values or strategies): the runs already there stay valid."""
+    runs = {job.name: job.options for job in spec.jobs}
+    return all(runs.get(job.name) == job.options for job in previous.jobs)
 
 
 def _status(folder: Path) -> str | None:
