@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -164,6 +164,8 @@ def run_sweep(
     """
     prepare_folder(spec, out, also=also)
     tasks, done = plan(spec, out, threads=threads)
+    if threads is None:  # each run picks its threads, within its share of the cores
+        tasks = [replace(t, omp_threads=default_threads(parallel)) for t in tasks]
     total = len(spec.jobs)
     finished = len(done)
     if done:
