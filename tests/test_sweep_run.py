@@ -209,3 +209,23 @@ def test_ray_sweep_killed_and_rerun_ends_like_an_uninterrupted_one(
     tmp_path: Path, ray_address: str
 ) -> None:
     _kill_and_rerun(tmp_path, ["--engine", "ray", "--ray-address", ray_address, "--workers", "2"])
+
+
+def test_runs_choose_their_threads_within_their_share_of_the_cores(tmp_path: Path) -> None:
+    """Without --threads, each run applies its own rule (one thread for a small MLP) with
+    torch's default capped at its share of the cores, instead of a forced thread count."""
+    spec = tmp_path / "one.toml"
+    spec.write_text(GRID.format(n=1, epochs=1).replace('["naive", "agem"]', '["naive"]'))
+    out = tmp_path / "sweep"
+    done = subprocess.run(
+        [sys.executable, "-m", "agem", "sweep", str(spec), "--out", str(out), "--workers", "1"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    for seed in (0, 1):
+        config = json.loads((out / f"seed-{seed}" / "config.json").read_text())
+        assert config["environment"]["threads"] == 1
+        log = (out / "logs" / f"seed-{seed}.log").read_text()
+        assert "--threads" not in log.splitlines()[0]

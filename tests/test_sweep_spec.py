@@ -125,7 +125,7 @@ def test_a_folder_of_another_sweep_is_refused(
     assert (out / "sweep.toml").is_file()
     prepare_folder(parse_spec(GOOD), out)  # the same sweep again: fine
     other = tmp_path / "other.toml"
-    other.write_text(GOOD.replace("seed = [0, 1]", "seed = [0, 1, 2]"))
+    other.write_text(GOOD.replace("n_experiences = 2", "n_experiences = 3"))
     assert main(["sweep", str(other), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "different sweep" in err[0]
@@ -157,11 +157,12 @@ def test_presets_are_listed_and_valid(capsys: pytest.CaptureFixture[str]) -> Non
             "gem",
             "agem",
             "replay",
+            "cumulative",
         }
         assert all("0:3" in j.options for j in selection.jobs)
         choices = {m.name: {k: v[0] for k, v in m.search.items()} for m in protocol.methods}
         report = protocol.report_spec(choices)
-        assert len(report.jobs) == 5 * 5  # five methods, five seeds
+        assert len(report.jobs) == 6 * 5  # six methods, five seeds
         assert all("3:20" in j.options for j in report.jobs)
 
 
@@ -214,3 +215,17 @@ def test_selection_never_chooses_a_candidate_that_diverged(tmp_path: Path) -> No
     choices = choose(protocol, spec, tmp_path)
     assert {c["lr"] for c in choices.values()} == {0.01}
     assert choices["agem"]["selection_A_T"] == pytest.approx(0.55)
+
+
+def test_a_sweep_may_grow_but_not_change_its_runs(tmp_path: Path) -> None:
+    """A spec that runs every stored run again with the same options (more seeds, another
+    strategy) extends the sweep; one that drops or changes a stored run is refused."""
+    out = tmp_path / "sweep"
+    prepare_folder(parse_spec(GOOD), out)
+    grown = parse_spec(GOOD.replace("seed = [0, 1]", "seed = [0, 1, 2]"))
+    prepare_folder(grown, out)
+    assert parse_spec((out / "sweep.toml").read_text()).canonical() == grown.canonical()
+    with pytest.raises(SpecError, match="different sweep"):  # seed 2 would be dropped
+        prepare_folder(parse_spec(GOOD), out)
+    with pytest.raises(SpecError, match="different sweep"):
+        prepare_folder(parse_spec(GOOD.replace('"naive", ', "")), out)

@@ -50,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--threads",
         type=int,
         default=None,
-        help="torch threads per run (default: the cores divided among the workers)",
+        help="torch threads per run (default: each run's own rule, within its share of the "
+        "cores: OMP_NUM_THREADS = cores / workers)",
     )
     p.add_argument(
         "--fleet",
@@ -99,7 +100,7 @@ def sweep_from_args(args: argparse.Namespace) -> int:
     from agem.cli.main import UsageError
     from agem.sweeps.engines import Engine, LocalEngine, RayEngine
     from agem.sweeps.presets import PRESETS, get_preset
-    from agem.sweeps.runner import default_threads, describe_incomplete, run_sweep
+    from agem.sweeps.runner import describe_incomplete, run_sweep
     from agem.sweeps.spec import SpecError, load_spec
     from agem.sweeps.twophase import run_protocol
 
@@ -116,7 +117,7 @@ def sweep_from_args(args: argparse.Namespace) -> int:
     if args.set and args.preset is None:
         raise UsageError("agem sweep: --set applies to presets; edit the spec instead")
     out = Path(args.out)
-    threads = args.threads or default_threads(args.workers)
+    threads = args.threads
     try:
         protocol = spec = None
         if args.preset is not None:

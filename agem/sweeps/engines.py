@@ -37,6 +37,9 @@ class Task:
     name: str
     argv: tuple[str, ...]
     log: Path
+    #: Torch's default thread count in the child (OMP_NUM_THREADS), so that parallel runs
+    #: share the cores; the run's own rule (one thread for a small MLP) may choose fewer.
+    omp_threads: int | None = None
     runs: tuple[str, ...] = ()
 
     @property
@@ -74,8 +77,12 @@ def start_task(task: Task) -> subprocess.Popen[bytes]:
     with open(task.log, "ab") as log:
         log.write(("$ agem " + " ".join(task.argv) + "\n").encode())
         log.flush()
+        env = None
+        if task.omp_threads is not None:
+            env = {**os.environ, "OMP_NUM_THREADS": str(task.omp_threads)}
         return subprocess.Popen(
             [sys.executable, "-m", "agem", *task.argv],
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -19,8 +19,11 @@ Methods: VAN (`naive`), EWC, GEM and A-GEM are the paper's. Replay (experience
 replay with a reservoir of the same total size as A-GEM's memory) is not in the ICLR
 paper; it is the baseline of the authors' follow-up ("On Tiny Episodic Memories in
 Continual Learning", 2019) and is included as the usual reference point. The paper's
-multi-task baseline (one model trained jointly on all tasks) and PI, MAS, RWalk and
-PROG-NN have no counterpart in this library and are not run.
+MULTI-TASK reference (one model trained on the data of all tasks) is `cumulative`:
+joint training on everything seen so far, so that after the last experience the model
+has been trained on all tasks' data together (it also gets an accuracy matrix, which
+MULTI-TASK has not). PI, MAS, RWalk and PROG-NN have no counterpart in this library and
+are not run.
 """
 
 from __future__ import annotations
@@ -149,6 +152,7 @@ def _methods(lrs: list[float], per_task_memory: int) -> tuple[Method, ...]:
             {"lr": lrs},
             per_experience={"mem_size": per_task_memory},
         ),
+        Method("cumulative", {"strategy": "cumulative"}, {"lr": lrs}),
     )
 
 

@@ -14,13 +14,12 @@ its own folder DIR/<run name>; a member that was interrupted resumes as a single
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -49,7 +48,9 @@ class SweepResult:
 
 
 def prepare_folder(spec: SweepSpec, out: Path, *, also: frozenset[str] = frozenset()) -> None:
-    """Create DIR with the spec, or check that DIR holds this very sweep.
+    """Create DIR with the spec, or check that DIR holds this very sweep, or one that
+    `spec` extends (every stored run again, with the same options: the stored spec is
+    then replaced and the new runs are added).
 
     Raises SpecError (one line) for a folder of another sweep or a non-empty folder
     that is not a sweep folder (entries named in `also` may be there already).
@@ -60,10 +61,13 @@ def prepare_folder(spec: SweepSpec, out: Path, *, also: frozenset[str] = frozens
             previous = parse_spec(stored.read_text(encoding="utf-8"), source=str(stored))
         except SpecError as err:
             raise SpecError(f"{out} holds a sweep spec that no longer validates: {err}") from None
-        if previous.canonical() != spec.canonical():
+        if previous.canonical() == spec.canonical():
+            return
+        if not _grows(previous, spec):
             raise SpecError(
                 f"{out} holds a different sweep (see {stored}); use another --out folder"
             )
+        write_text_atomic(stored, spec.to_toml())  # the sweep grows: its runs stay valid
         return
     if out.exists() and (not out.is_dir() or any(p.name not in also for p in out.iterdir())):
         raise SpecError(f"{out} exists and is not a sweep folder; use another --out folder")
@@ -72,6 +76,13 @@ def prepare_folder(spec: SweepSpec, out: Path, *, also: frozenset[str] = frozens
         write_text_atomic(stored, spec.to_toml())
     except OSError as err:
         raise SpecError(f"cannot write the sweep folder {out}: {err.strerror or err}") from None
+
+
+def _grows(previous: SweepSpec, spec: SweepSpec) -> bool:
+    """True when `spec` runs every run of `previous`, each with the very same options (a
+    grid extended with new values or strategies): the runs already there stay valid."""
+    runs = {job.name: job.options for job in spec.jobs}
+    return all(runs.get(job.name) == job.options for job in previous.jobs)
 
 
 def _status(folder: Path) -> str | None:
@@ -89,7 +100,7 @@ def _status(folder: Path) -> str | None:
 def _fleet_capable(config: RunConfig) -> bool:
     """Whether a fleet can train runs like `config` (its validation says)."""
     try:
-        dataclasses.replace(config, fleet=2)
+        replace(config, fleet=2)
     except ValueError:
         return False
     return True
@@ -230,6 +241,8 @@ def run_sweep(
     """
     prepare_folder(spec, out, also=also)
     tasks, done = plan(spec, out, threads=threads, fleet=fleet)
+    if threads is None:  # each run picks its threads, within its share of the cores
+        tasks = [replace(t, omp_threads=default_threads(parallel)) for t in tasks]
     total = len(spec.jobs)
     finished = len(done)
     if done:
