@@ -25,18 +25,14 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
+from agem.hooks import TRAIN_HOOKS
 from agem.plugins.base import Plugin
 from agem.template import BaseTemplate
 
-IN_STEP_HOOKS: tuple[str, ...] = (
-    "before_training_iteration",
-    "before_forward",
-    "after_forward",
-    "before_backward",
-    "after_backward",
-    "before_update",
-    "after_update",
-)
+#: The hooks fired inside one training step, `before_training_iteration` to `after_update`.
+IN_STEP_HOOKS: tuple[str, ...] = TRAIN_HOOKS[
+    TRAIN_HOOKS.index("before_training_iteration") : TRAIN_HOOKS.index("after_update") + 1
+]
 
 WARMUP_STEPS = 3
 
