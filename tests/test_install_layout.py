@@ -42,6 +42,11 @@ def test_editable_install_from_the_readme_survives_a_clone_named_agem(tmp_path: 
     purelib = sysconfig.get_path("purelib", vars={"base": str(prefix)})
     code = (
         "import site, sys\n"
+        # forget this environment's own install of agem (compat: the project folder on
+        # sys.path; default mode: an editable finder), so that only the new one can serve
+        f"sys.path[:] = [p for p in sys.path if p != {str(ROOT)!r}]\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path\n"
+        "    if not getattr(f, '__module__', '').startswith('__editable__')]\n"
         f"site.addsitedir({purelib!r})\n"  # processes the install's .pth like site-packages
         "import agem\n"
         "print(agem.__file__)\n"
