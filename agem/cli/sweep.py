@@ -134,24 +134,11 @@ def sweep_from_args(args: argparse.Namespace) -> int:
         raise UsageError(f"agem sweep: {err}") from None
     previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        how = {"engine": engine, "parallel": args.workers, "threads": threads, "fleet": args.fleet}
         if protocol is not None:
-            result = run_protocol(
-                protocol,
-                out,
-                engine=engine,
-                parallel=args.workers,
-                threads=threads,
-                fleet=args.fleet,
-            )
+            result = run_protocol(protocol, out, **how)
         elif spec is not None:
-            result = run_sweep(
-                spec,
-                out,
-                engine=engine,
-                parallel=args.workers,
-                threads=threads,
-                fleet=args.fleet,
-            )
+            result = run_sweep(spec, out, **how)
     except SpecError as err:
         raise UsageError(f"agem sweep: {err}") from None
     except (_Stopped, KeyboardInterrupt) as stop:
