@@ -1,11 +1,10 @@
 """agem: continual learning with A-GEM (Averaged Gradient Episodic Memory) in PyTorch."""
 
 from agem import benchmarks, metrics, models, plugins
-from agem.clock import Clock
+from agem.core.clock import Clock
+from agem.core.template import BaseTemplate
 from agem.strategies import AGEM, EWC, GEM, Cumulative, Naive, Replay
-from agem.template import BaseTemplate
-
-__version__ = "0.1.0"
+from agem.version import __version__
 
 __all__ = [
     "AGEM",

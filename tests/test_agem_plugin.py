@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 import agem
 from agem.benchmarks import from_datasets, from_tensors
 from agem.cli.main import main as cli_main
-from agem.hooks import ALL_HOOKS
+from agem.core.hooks import ALL_HOOKS
 from agem.plugins import AGEMPlugin, Plugin
 
 

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 
 import agem
-from agem.batching import batches
 from agem.benchmarks import Experience, TensorDataset
+from agem.core.batching import batches
 from agem.plugins import Plugin
 
 CPU = torch.device("cpu")

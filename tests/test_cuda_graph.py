@@ -12,7 +12,7 @@ import torch
 
 import agem
 from agem.cli.main import main
-from agem.cuda_graph import IN_STEP_HOOKS, check_graph_safe, is_graph_safe
+from agem.core.captured_step import IN_STEP_HOOKS, check_graph_safe, is_graph_safe
 from agem.fleet import Fleet
 from agem.plugins import (
     AGEMPlugin,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agem.hooks import EVAL_HOOKS, TRAIN_HOOKS
+from agem.core.hooks import EVAL_HOOKS, TRAIN_HOOKS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = (".py", ".md", ".toml", ".txt", ".cfg", ".yml", ".yaml")

@@ -12,7 +12,7 @@ import agem
 from agem.benchmarks import from_tensors
 from agem.plugins import Plugin
 
-# Written out from docs/ARCHITECTURE.md, independently of agem.hooks.
+# Written out from docs/ARCHITECTURE.md, independently of agem.core.hooks.
 DOC_TRAIN_HOOKS = [
     "before_training",
     "before_train_dataset_adaptation",

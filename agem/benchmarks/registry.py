@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agem.benchmarks import digits
 from agem.benchmarks.streams import Benchmark
 
 
@@ -45,8 +46,6 @@ def _digits(split_kind: str) -> Callable[..., Benchmark]:
         train_subset: int | None = None,
         **_: Any,
     ) -> Benchmark:
-        from agem.benchmarks import digits
-
         if split_kind == "split":
             _no_subset("split_digits", train_subset)
             return digits.split_digits(n_experiences, seed=seed, task_labels=task_labels)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from agem.benchmarks.mnist import load_mnist_tensors
 from agem.benchmarks.protocols import (
     ToFloat,
     _check_counts,
@@ -153,8 +154,6 @@ def rotated_mnist(
     slice of 0-180 degrees (GEM's protocol; GEM used 20 experiences of 1,000 samples:
     `train_subset=1000`). Inputs are [784] (or [1, 28, 28] with `flatten=False`).
     """
-    from agem.benchmarks.mnist import load_mnist_tensors
-
     train, test = load_mnist_tensors("mnist", root=root, download=download)
     return rotated(
         train,

@@ -13,16 +13,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from agem.extras import MissingExtraError
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
-
+from agem.runs.options import OptionParser, UsageError
 
 DEBUG_VARIABLE = "AGEM_DEBUG"
 
@@ -33,7 +24,7 @@ def versions() -> str:
 
     import torch
 
-    from agem import __version__
+    from agem.version import __version__
 
     return f"agem {__version__} (torch {torch.__version__}, Python {platform.python_version()})"
 
@@ -57,7 +48,7 @@ def debug_requested(args: argparse.Namespace | None = None) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="agem", description="Continual learning with A-GEM.")
+    parser = OptionParser(prog="agem", description="Continual learning with A-GEM.")
     parser.add_argument(
         "--version", action=_Version, help="print the agem, torch and Python versions and exit"
     )
@@ -67,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"show the full traceback of errors instead of one line "
         f"(also {DEBUG_VARIABLE}=1; default: one line)",
     )
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=OptionParser)
     from agem.cli.run import add_parser as _add_run
 
     _add_run(sub)

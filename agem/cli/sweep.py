@@ -97,7 +97,7 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 
 def sweep_from_args(args: argparse.Namespace) -> int:
     """Validate, run with the chosen engine, print where the summary is."""
-    from agem.cli.main import UsageError
+    from agem.runs.options import UsageError
     from agem.sweeps.engines import Engine, LocalEngine, RayEngine
     from agem.sweeps.presets import PRESETS, get_preset
     from agem.sweeps.runner import describe_incomplete, run_sweep

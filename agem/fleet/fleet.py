@@ -29,15 +29,15 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from agem.benchmarks.streams import Experience
-from agem.cuda_graph import StepGraph, check_cuda_device, in_step_hooks
-from agem.hooks import build_hook_table, fire
+from agem.core.captured_step import StepGraph, check_cuda_device, in_step_hooks
+from agem.core.hooks import build_hook_table, fire
+from agem.core.plugin import Plugin
+from agem.core.template import BaseTemplate, _experiences
 from agem.models.mlp import MLP
 from agem.plugins.agem import SAMPLE_SEED_OFFSET, AGEMPlugin, project
-from agem.plugins.base import Plugin
 from agem.plugins.memory import random_subset
 from agem.plugins.replay import ReplayPlugin
 from agem.strategies import AGEM, Naive, Replay
-from agem.template import BaseTemplate, _experiences
 
 FLEET_STRATEGIES = (Naive, AGEM, Replay)
 _METHOD_PLUGINS = (AGEMPlugin, ReplayPlugin)
@@ -100,7 +100,7 @@ class Fleet:
             MLP with the same shapes, optimizer type and hyperparameters, minibatch size,
             epochs and device. Their parameters are moved into the fleet's stacked
             tensor (they stay usable: each is a view of its row).
-        cuda_graph: capture the stacked step in a CUDA graph (see `agem.cuda_graph`);
+        cuda_graph: capture the stacked step in a CUDA graph (see `agem.core.captured_step`);
             `Naive` and `AGEM` only, on a CUDA device. A-GEM samples are then drawn on
             the device from the fleet's own generator (still uniform without
             replacement per run, but not the single runs' draws).

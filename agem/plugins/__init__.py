@@ -1,8 +1,8 @@
 """Plugins: every continual-learning method, logger and evaluator is one."""
 
+from agem.core.evaluation import EvaluationPlugin
+from agem.core.plugin import Plugin
 from agem.plugins.agem import AGEMPlugin
-from agem.plugins.base import Plugin
-from agem.plugins.evaluation import EvaluationPlugin
 from agem.plugins.ewc import EWCPlugin
 from agem.plugins.gem import GEMPlugin
 from agem.plugins.loggers import ConsoleLogger, CSVLogger, JSONResultsWriter, TensorBoardLogger

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from agem.plugins.base import Plugin, check_settings
+from agem.core.plugin import Plugin, check_settings
 from agem.plugins.memory import (
     BatchNorm,
     KeepBatchNormStats,
@@ -34,7 +34,7 @@ from agem.plugins.memory import (
 )
 
 if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+    from agem.core.template import BaseTemplate
 
 SAMPLINGS = ("uniform", "balanced")
 # The memory generator is seeded with the seed, the sampling one with seed + this offset.

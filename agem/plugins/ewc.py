@@ -38,12 +38,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from agem.batching import batches
+from agem.core.batching import batches
+from agem.core.plugin import Plugin, check_settings
 from agem.models.multitask import MultiTaskModule
-from agem.plugins.base import Plugin, check_settings
 
 if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+    from agem.core.template import BaseTemplate
 
 MODES = ("separate", "online")
 _CHUNK_FLOATS = 2**25  # per-sample gradients held at once (128 MiB of float32)

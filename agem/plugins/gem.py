@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from agem.core.plugin import Plugin, check_settings
 from agem.extras import require
-from agem.plugins.base import Plugin, check_settings
 from agem.plugins.memory import KeepBatchNormStats, batchnorm_modules, load_patterns
 
 if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+    from agem.core.template import BaseTemplate
 
 RIDGE = 1e-9
 

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from agem.plugins.base import Plugin
+from agem.core.plugin import Plugin
 
 if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+    from agem.core.template import BaseTemplate
 
 _ALL = -1  # the single partition's key when not class-balanced
 _INITIAL_ROWS = 1024  # first allocation of a plain buffer's tensors (then doubled)

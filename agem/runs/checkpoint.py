@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from agem.core.template import BaseTemplate
 from agem.runs.config import RunConfig
 from agem.runs.folder import RunFolder, RunFolderError
-from agem.template import BaseTemplate
 
 NAME = "checkpoint.pt"
 FORMAT = 1

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agem.benchmarks.ranges import parse_range
+from agem.benchmarks.registry import BENCHMARKS, get
+
 STRATEGIES = ("naive", "agem", "gem", "replay", "ewc", "cumulative")
 MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -123,8 +126,6 @@ def _check(name: str, value: Any) -> Any:
             raise bad
         return value
     if rule.kind == "range":
-        from agem.benchmarks.ranges import parse_range
-
         try:
             start, _ = parse_range(value) if isinstance(value, str) else (-1, None)
         except ValueError:
@@ -185,7 +186,7 @@ class RunConfig:
     then cannot be resumed), `logger` names the loggers, comma-separated (csv, tensorboard,
     wandb). `fleet=K` trains the seeds seed..seed+K-1 in lockstep, each into its own run
     folder; `cuda_graph=True` captures the training step in a CUDA graph (see
-    `agem.cuda_graph` and `agem.fleet`).
+    `agem.core.captured_step` and `agem.fleet`).
     """
 
     benchmark: str = DEFAULT_BENCHMARK
@@ -229,8 +230,6 @@ class RunConfig:
             value = _check(field.name, getattr(self, field.name))
             object.__setattr__(self, field.name, value)
         object.__setattr__(self, "logger", ",".join(_logger_names(self.logger)))
-        from agem.benchmarks.registry import BENCHMARKS
-
         if self.benchmark not in BENCHMARKS:
             known = ", ".join(sorted(BENCHMARKS))
             raise ValueError(f"--benchmark must be one of {known}, got {self.benchmark!r}")
@@ -313,8 +312,6 @@ class RunConfig:
         """This config with the benchmark's default number of experiences filled in."""
         if self.n_experiences is not None:
             return self
-        from agem.benchmarks.registry import get
-
         return dataclasses.replace(self, n_experiences=get(self.benchmark).default_experiences)
 
     def same_run(self, other: RunConfig) -> list[str]:

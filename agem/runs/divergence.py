@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from agem.plugins.base import Plugin
+from agem.core.plugin import Plugin
 
 if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+    from agem.core.template import BaseTemplate
 
 
 class TrainingDiverged(RuntimeError):

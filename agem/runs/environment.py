@@ -9,7 +9,11 @@ from typing import Any
 
 import torch
 
+from agem.benchmarks.registry import get
+from agem.data import fetch, search_dirs
+from agem.data.catalog import get_source
 from agem.runs.config import RunConfig
+from agem.version import __version__
 
 
 def check_device(name: str) -> torch.device:
@@ -50,10 +54,6 @@ def resolve_data(config: RunConfig) -> tuple[Path | None, Path | None]:
     system copy elsewhere); a dataset that is missing is a `DatasetNotFoundError` naming
     the files expected and the folders searched.
     """
-    from agem.benchmarks.registry import get
-    from agem.data import fetch, search_dirs
-    from agem.data.catalog import get_source
-
     spec = get(config.benchmark)
     if spec.dataset is None:
         return None, None
@@ -69,13 +69,11 @@ def resolve_data(config: RunConfig) -> tuple[Path | None, Path | None]:
 
 def environment(config: RunConfig, device: torch.device, data: Path | None) -> dict[str, Any]:
     """Versions, device, threads and the data actually read, for config.json."""
-    import agem
-
     described = str(device)
     if device.type == "cuda":
         described += f" ({torch.cuda.get_device_name(device)})"
     return {
-        "agem": agem.__version__,
+        "agem": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -7,15 +7,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from agem import models
 from agem.benchmarks.streams import Benchmark
+from agem.core.template import BaseTemplate
 from agem.runs.config import MODELS, STRATEGIES, RunConfig
-from agem.template import BaseTemplate
+from agem.strategies import AGEM, EWC, GEM, Cumulative, Naive, Replay
 
 
 def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...]) -> nn.Module:
     """A model sized for the benchmark's inputs and classes (multi-head with task labels)."""
-    from agem import models
-
     first = benchmark.train_stream[0]
     x = first.dataset[0][0]
     n_out = (
@@ -71,12 +71,10 @@ def build_strategy(
     common: dict[str, Any],
 ) -> BaseTemplate:
     """The strategy `name` with its own `options` and the `common` template arguments."""
-    import agem
-
     if name == "naive":
-        return agem.Naive(model, optimizer, **common)
+        return Naive(model, optimizer, **common)
     if name == "agem":
-        return agem.AGEM(
+        return AGEM(
             model,
             optimizer,
             patterns_per_experience=options["patterns_per_experience"],
@@ -85,7 +83,7 @@ def build_strategy(
             **common,
         )
     if name == "gem":
-        return agem.GEM(
+        return GEM(
             model,
             optimizer,
             patterns_per_experience=options["patterns_per_experience"],
@@ -93,9 +91,9 @@ def build_strategy(
             **common,
         )
     if name == "replay":
-        return agem.Replay(model, optimizer, mem_size=options["mem_size"], **common)
+        return Replay(model, optimizer, mem_size=options["mem_size"], **common)
     if name == "ewc":
-        return agem.EWC(
+        return EWC(
             model,
             optimizer,
             ewc_lambda=options["ewc_lambda"],
@@ -104,5 +102,5 @@ def build_strategy(
             **common,
         )
     if name == "cumulative":
-        return agem.Cumulative(model, optimizer, **common)
+        return Cumulative(model, optimizer, **common)
     raise ValueError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from agem.cuda_graph import CapturableTemplate
+from agem.core.captured_step import CapturableTemplate
 from agem.plugins.agem import AGEMPlugin
 
 
@@ -20,7 +20,7 @@ class AGEM(CapturableTemplate):
         sample_size: memory patterns per reference gradient (default 64).
         sampling: "uniform" (the paper's) or "balanced"; see `AGEMPlugin`.
         cuda_graph: capture the step, memory sample and projection included, in a CUDA
-            graph (see `agem.cuda_graph`); needs "uniform" sampling, drawn on the device.
+            graph (see `agem.core.captured_step`); needs "uniform" sampling, drawn on the device.
         Other arguments as `BaseTemplate`. The A-GEM plugin is `strategy.agem_plugin`;
         the caller's `plugins` list is not modified.
     """

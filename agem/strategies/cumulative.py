@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
 
 from agem.benchmarks.streams import Experience, TensorDataset, as_tensor_dataset
-from agem.template import BaseTemplate
+from agem.core.template import BaseTemplate
 
 
 class _WithTask(Dataset[tuple[Any, Any, Any]]):
@@ -100,6 +100,10 @@ class Cumulative(BaseTemplate):
             seed=seed,
         )
         self.seen_experiences: dict[int, Experience] = {}
+
+    def resume_trained(self, experiences: Sequence[Experience]) -> None:
+        """The data seen so far is the experiences already trained (not in a checkpoint)."""
+        self.seen_experiences = {e.current_experience: e for e in experiences}
 
     def train_dataset_adaptation(self, experience: Experience) -> Dataset[Any]:
         """The union of the training data of every experience seen so far, this one included."""

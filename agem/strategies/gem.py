@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from agem.core.template import BaseTemplate
 from agem.plugins.gem import GEMPlugin
-from agem.template import BaseTemplate
 
 
 class GEM(BaseTemplate):

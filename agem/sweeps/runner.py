@@ -21,16 +21,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from agem.atomic import write_text_atomic
 from agem.reporting.compare import RunRecord, load_run, run_status
+from agem.runs.config import MAX_FLEET, RunConfig
+from agem.runs.options import parse_run_argv
 from agem.sweeps.engines import Engine, Outcome, Task
 from agem.sweeps.spec import Job, SpecError, SweepSpec, parse_spec
 from agem.sweeps.summary import SummaryRow, summarize, write_summary
-
-if TYPE_CHECKING:
-    from agem.runs.config import RunConfig
 
 SPEC_FILE = "sweep.toml"
 LOGS = "logs"
@@ -109,16 +108,11 @@ def _fleet_capable(config: RunConfig) -> bool:
 def fleets(jobs: Sequence[Job], size: int) -> list[list[Job]]:
     """The jobs in groups to run together: at most `size` jobs whose configs differ only
     in their seed, with consecutive seeds, and that a fleet can train; others alone."""
-    from agem.cli.main import build_parser
-    from agem.cli.run import config_from_args
-    from agem.runs.config import MAX_FLEET
-
     size = min(size, MAX_FLEET)
-    parser = build_parser()
     groups: list[list[Job]] = []
     alike: dict[str, list[tuple[int, Job]]] = {}
     for job in jobs:
-        config = config_from_args(parser.parse_args(["run", *job.options]))
+        config = parse_run_argv(job.options)
         if not _fleet_capable(config):
             groups.append([job])
             continue

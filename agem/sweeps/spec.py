@@ -10,7 +10,6 @@ type or an empty grid is a `SpecError` with one line.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import re
@@ -19,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from agem.runs.options import RunOption, UsageError, parse_run_argv, run_options
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -85,34 +86,7 @@ def _toml_value(value: Any) -> str:
     raise SpecError(f"cannot write a {type(value).__name__} value in a sweep spec")
 
 
-@dataclass(frozen=True)
-class _Option:
-    flag: str
-    takes_value: bool
-
-
-def _run_options() -> dict[str, _Option]:
-    """`agem run`'s options by key (`foo_bar` for `--foo-bar`), read from its parser."""
-    from agem.cli.main import build_parser
-
-    parser = build_parser()
-    run_parser = None
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            run_parser = action.choices["run"]
-    if run_parser is None:  # pragma: no cover - the parser always has `run`
-        raise SpecError("this agem has no `run` command")
-    options: dict[str, _Option] = {}
-    for action in run_parser._actions:
-        longs = [s for s in action.option_strings if s.startswith("--")]
-        if not longs or action.dest == "help":
-            continue
-        key = longs[0][2:].replace("-", "_")
-        options[key] = _Option(longs[0], action.nargs != 0)
-    return options
-
-
-def _argv_for(key: str, value: Any, options: Mapping[str, _Option], where: str) -> list[str]:
+def _argv_for(key: str, value: Any, options: Mapping[str, RunOption], where: str) -> list[str]:
     """The `agem run` arguments for one `key = value` (booleans are flags)."""
     if key in RESERVED:
         raise SpecError(f"{where}: option {key!r} is set by the sweep itself")
@@ -147,11 +121,8 @@ def _argv_for(key: str, value: Any, options: Mapping[str, _Option], where: str) 
 def _check_argv(argv: list[str], name: str) -> None:
     """Parse `agem run <argv>` with the real parser and build its `RunConfig` (which
     checks every value); the complaint becomes a SpecError."""
-    from agem.cli.main import UsageError, build_parser
-    from agem.cli.run import config_from_args
-
     try:
-        config_from_args(build_parser().parse_args(["run", *argv]))
+        parse_run_argv(argv)
     except UsageError as err:
         message = str(err).removeprefix("agem run: ")
         raise SpecError(f"run {name}: {message}") from None
@@ -217,7 +188,7 @@ def build_spec(data: Mapping[str, Any]) -> SweepSpec:
     if "grid" not in data:
         raise SpecError("the spec has no [grid]: nothing to sweep")
     grids = _grids(data["grid"])
-    options = _run_options()
+    options = run_options()
     base_argv: list[str] = []
     for key, value in base.items():
         base_argv += _argv_for(key, value, options, "[base]")

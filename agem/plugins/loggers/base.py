@@ -10,16 +10,18 @@ as evaluations.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from agem.plugins.base import Plugin
+from agem.core.plugin import Plugin
 
 if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+    from agem.core.template import BaseTemplate
 
 
 def check_count(name: str, value: Any) -> int:
@@ -111,6 +113,22 @@ class Logger(Plugin):
 
     def log_experience(self, strategy: BaseTemplate, record: dict[str, Any]) -> None:
         """The end of a training experience: timing, and its LCA curve if recorded."""
+
+    # ---- for the run that owns the logger ------------------------------------------------
+    def resume(self, evaluator: Any) -> None:
+        """Continue after a checkpoint was restored: the evaluations `evaluator` already
+        holds were logged before, so only later ones are."""
+        self._seen_evaluations = len(getattr(evaluator, "evaluations", []))
+
+    def flush(self) -> None:
+        """Write what is buffered to the logger's files (no-op for loggers without)."""
+
+    def log_plots(self, paths: Iterable[str | Path]) -> None:
+        """Image files of the finished run (e.g. its PNG plots), for loggers that keep them."""
+
+    def close(self, status: str = "complete") -> None:
+        """The run ended with `status` ("complete", "interrupted", "failed", ...): write
+        what is left and release the logger's files or connections (idempotent)."""
 
     # ---- hooks -------------------------------------------------------------------------
     @staticmethod

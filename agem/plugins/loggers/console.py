@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from agem.plugins.loggers.base import Logger, LossPoint
 
 if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+    from agem.core.template import BaseTemplate
 
 
 def _fmt(value: Any, spec: str = ".4f") -> str:

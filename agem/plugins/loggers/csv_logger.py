@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from agem.plugins.loggers.base import Logger, LossPoint
 
 if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+    from agem.core.template import BaseTemplate
 
 COLUMNS = ("iteration", "experience", "epoch", "name", "value")
 
@@ -35,6 +35,11 @@ class CSVLogger(Logger):
         super().__init__(every=every, flush_every=flush_every)
         self.path = Path(path)
         self._started = False
+
+    def resume(self, evaluator: Any) -> None:
+        """Continue after a checkpoint: append to the file it restored (if any)."""
+        super().resume(evaluator)
+        self._started = self.path.is_file()
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         if not rows:

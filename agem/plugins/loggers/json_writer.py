@@ -12,7 +12,7 @@ from agem.atomic import write_text_atomic
 from agem.plugins.loggers.base import Logger
 
 if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+    from agem.core.template import BaseTemplate
 
 
 def _plain(value: Any) -> Any:

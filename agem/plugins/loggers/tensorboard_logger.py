@@ -10,7 +10,7 @@ from agem.plugins.loggers.base import Logger, LossPoint
 from agem.plugins.loggers.csv_logger import metric_names
 
 if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+    from agem.core.template import BaseTemplate
 
 
 class TensorBoardLogger(Logger):
@@ -113,7 +113,7 @@ class TensorBoardLogger(Logger):
             self.writer.file_writer.add_summary(summary)
         self.writer.flush()
 
-    def close(self) -> None:
+    def close(self, status: str = "complete") -> None:
         """Write the hyperparameters summary (if `hparams` was given), flush and close."""
         if self._closed:
             return

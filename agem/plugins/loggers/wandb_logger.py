@@ -11,7 +11,7 @@ from agem.plugins.loggers.base import Logger, LossPoint
 from agem.plugins.loggers.csv_logger import metric_names
 
 if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+    from agem.core.template import BaseTemplate
 
 
 def accuracy_table_rows(matrix: list[list[float | None]]) -> list[list[Any]]:
@@ -162,8 +162,11 @@ class WandBLogger(Logger):
         if images:
             self.run.log(images)
 
-    def close(self, *, exit_code: int = 0) -> None:
-        """Finish the W&B run (idempotent); a non-zero `exit_code` marks it failed."""
+    def close(self, status: str = "complete", *, exit_code: int | None = None) -> None:
+        """Finish the W&B run (idempotent); a `status` other than "complete" (or a non-zero
+        `exit_code`) marks it failed."""
+        if exit_code is None:
+            exit_code = 0 if status == "complete" else 1
         if not self._closed:
             self._closed = True
             if self._run is not None:

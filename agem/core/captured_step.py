@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from agem.hooks import TRAIN_HOOKS
-from agem.plugins.base import Plugin
-from agem.template import BaseTemplate
+from agem.core.hooks import TRAIN_HOOKS
+from agem.core.plugin import Plugin
+from agem.core.template import BaseTemplate
+from agem.models.multitask import MultiTaskModule
 
 #: The hooks fired inside one training step, `before_training_iteration` to `after_update`.
 IN_STEP_HOOKS: tuple[str, ...] = TRAIN_HOOKS[
@@ -193,8 +194,6 @@ class CapturableTemplate(BaseTemplate):
         self.cuda_graph = cuda_graph
         self.step_graph: StepGraph | None = None
         if cuda_graph:
-            from agem.models.multitask import MultiTaskModule
-
             if any(isinstance(m, MultiTaskModule) for m in self.model.modules()):
                 raise ValueError(
                     "cuda_graph=True supports single-head models (a multi-head forward "

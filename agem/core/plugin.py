@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from agem.hooks import ALL_HOOKS
-
-if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+from agem.core.hooks import ALL_HOOKS
 
 _HOOK_PREFIXES = ("before_", "after_")
 
 
 class Plugin:
-    """Base class for plugins: every hook of the template as a no-op."""
+    """Base class for plugins: every hook of the template as a no-op.
+
+    `strategy` is the `BaseTemplate` that fires the hook. It is typed `Any` here because
+    the template is built on this class (it sits above it); a subclass names the type it
+    reads, e.g. `BaseTemplate`.
+    """
 
     order: int = 0
     # True when the plugin's in-step hooks (before_training_iteration .. after_update) may
@@ -55,83 +57,83 @@ class Plugin:
         """
 
     # ---- training -------------------------------------------------------------
-    def before_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_training(self, strategy: Any, **kwargs: Any) -> None:
         """Called once at the start of `train()`."""
 
-    def before_train_dataset_adaptation(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Called before the experience's training data is adapted (e.g. merged with a buffer)."""
 
-    def after_train_dataset_adaptation(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_train_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Called after `strategy.adapted_dataset` is set for the experience."""
 
-    def before_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         """Called before the first epoch on an experience; the model is already adapted."""
 
-    def before_training_epoch(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
         """Called at the start of each epoch."""
 
-    def before_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
         """Called at the start of each minibatch; gradients are already cleared (None)."""
 
-    def before_forward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_forward(self, strategy: Any, **kwargs: Any) -> None:
         """Called before `model(mb_x)`; may replace the minibatch."""
 
-    def after_forward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_forward(self, strategy: Any, **kwargs: Any) -> None:
         """Called after the forward pass; `mb_output` is set and may be changed."""
 
-    def before_backward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
         """Called before `loss.backward()`; may change `strategy.loss`."""
 
-    def after_backward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_backward(self, strategy: Any, **kwargs: Any) -> None:
         """Called after `loss.backward()`; may change the parameters' gradients."""
 
-    def before_update(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_update(self, strategy: Any, **kwargs: Any) -> None:
         """Called before `optimizer.step()`."""
 
-    def after_update(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_update(self, strategy: Any, **kwargs: Any) -> None:
         """Called after `optimizer.step()`."""
 
-    def after_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
         """Called at the end of each minibatch."""
 
-    def after_training_epoch(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_training_epoch(self, strategy: Any, **kwargs: Any) -> None:
         """Called at the end of each epoch."""
 
-    def after_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         """Called after the last epoch on an experience (e.g. to update a memory)."""
 
-    def after_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_training(self, strategy: Any, **kwargs: Any) -> None:
         """Called once at the end of `train()`."""
 
     # ---- evaluation -----------------------------------------------------------
-    def before_eval(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_eval(self, strategy: Any, **kwargs: Any) -> None:
         """Called once at the start of `eval()`, in no-grad eval mode."""
 
-    def before_eval_dataset_adaptation(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_eval_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Called before the experience's evaluation data is adapted."""
 
-    def after_eval_dataset_adaptation(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_eval_dataset_adaptation(self, strategy: Any, **kwargs: Any) -> None:
         """Called after `strategy.adapted_dataset` is set for the evaluated experience."""
 
-    def before_eval_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
         """Called before the first minibatch of an evaluated experience."""
 
-    def before_eval_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_eval_iteration(self, strategy: Any, **kwargs: Any) -> None:
         """Called at the start of each evaluation minibatch."""
 
-    def before_eval_forward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_eval_forward(self, strategy: Any, **kwargs: Any) -> None:
         """Called before the evaluation forward pass; may replace the minibatch."""
 
-    def after_eval_forward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_eval_forward(self, strategy: Any, **kwargs: Any) -> None:
         """Called after the evaluation forward pass; `mb_output` is set."""
 
-    def after_eval_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_eval_iteration(self, strategy: Any, **kwargs: Any) -> None:
         """Called at the end of each evaluation minibatch."""
 
-    def after_eval_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_eval_exp(self, strategy: Any, **kwargs: Any) -> None:
         """Called after the last minibatch of an evaluated experience."""
 
-    def after_eval(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_eval(self, strategy: Any, **kwargs: Any) -> None:
         """Called once at the end of `eval()`; train/eval mode is restored after it."""
 
 

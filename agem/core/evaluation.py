@@ -46,19 +46,38 @@ import copy
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 
 from agem import metrics
 from agem.benchmarks.streams import Experience, as_tensor_dataset
+from agem.core.clock import Clock
+from agem.core.plugin import Plugin, check_settings
 from agem.models.multitask import MultiTaskModule
-from agem.plugins.base import Plugin, check_settings
 
-if TYPE_CHECKING:
-    from agem.template import BaseTemplate
+
+class Evaluated(Protocol):
+    """What the evaluator reads from the strategy (the template, which sits above it)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    clock: Clock
+    experience: Experience | None
+    mb_output: Tensor | None
+    loss: Tensor | None
+    mb_loss: Tensor | None
+
+    @property
+    def mb_y(self) -> Tensor: ...
+
+    def eval(
+        self, experiences: Experience | Sequence[Experience], **kwargs: Any
+    ) -> dict[str, Any]: ...
+
 
 EVAL_EVERY = (None, "experience")
 LCA_ORIGIN = "lca"  # `origin_stream` of the capped test experiences used for LCA curves
@@ -178,7 +197,7 @@ class EvaluationPlugin(Plugin):
         self._labels: list[Tensor] = []
 
     # ---- which matrix row an evaluation fills -------------------------------------
-    def _row(self, strategy: BaseTemplate) -> int:
+    def _row(self, strategy: Evaluated) -> int:
         """The last experience trained: -1 before any training (b_j)."""
         counter = strategy.clock.train_exp_counter
         inside = self._training_exp == counter and self._trained_any
@@ -193,7 +212,7 @@ class EvaluationPlugin(Plugin):
         return None
 
     # ---- training hooks -------------------------------------------------------------
-    def before_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_training(self, strategy: Evaluated, **kwargs: Any) -> None:
         self._training_exp = None
         stream = self.eval_stream
         if not self.measure_initial or stream is None or strategy.clock.train_exp_counter != 0:
@@ -205,7 +224,7 @@ class EvaluationPlugin(Plugin):
         self.eval_seconds += time.perf_counter() - start
 
     def _eval_untrained(
-        self, strategy: BaseTemplate, stream: Sequence[Experience], kwargs: dict[str, Any]
+        self, strategy: Evaluated, stream: Sequence[Experience], kwargs: dict[str, Any]
     ) -> None:
         """Evaluate the untrained model on `stream`.
 
@@ -228,7 +247,7 @@ class EvaluationPlugin(Plugin):
                 strategy.model = model
                 del strategy.optimizer.param_groups[groups:]
 
-    def before_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_training_exp(self, strategy: Evaluated, **kwargs: Any) -> None:
         exp = strategy.experience
         assert exp is not None
         k = exp.current_experience
@@ -263,7 +282,7 @@ class EvaluationPlugin(Plugin):
         self._probe_cache[k] = probe
         return probe
 
-    def _probe(self, strategy: BaseTemplate, kwargs: dict[str, Any]) -> None:
+    def _probe(self, strategy: Evaluated, kwargs: dict[str, Any]) -> None:
         assert self._probe_exp is not None
         start = time.perf_counter()
         self._probing = True
@@ -276,7 +295,7 @@ class EvaluationPlugin(Plugin):
         self._probe_size = self._count
         self._lca_seconds += time.perf_counter() - start
 
-    def before_training_epoch(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_training_epoch(self, strategy: Evaluated, **kwargs: Any) -> None:
         self._train_loss = torch.zeros((), dtype=torch.float64, device=strategy.device)
         self._train_correct = torch.zeros((), dtype=torch.long, device=strategy.device)
         self._train_count = 0
@@ -295,7 +314,7 @@ class EvaluationPlugin(Plugin):
             self._train_correct.add_(right.sum())
         self._losses, self._sizes, self._preds, self._labels = [], [], [], []
 
-    def after_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_training_iteration(self, strategy: Evaluated, **kwargs: Any) -> None:
         self._trained_any = True
         # the criterion on the experience's own samples: without penalties or replay
         out, loss = strategy.mb_output, strategy.mb_loss
@@ -314,7 +333,7 @@ class EvaluationPlugin(Plugin):
             self._lca_left -= 1
             self._probe(strategy, kwargs)
 
-    def after_training_epoch(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_training_epoch(self, strategy: Evaluated, **kwargs: Any) -> None:
         self._fold()
         if self._train_loss is None or self._train_correct is None or not self._train_count:
             return
@@ -336,7 +355,7 @@ class EvaluationPlugin(Plugin):
             }
         )
 
-    def after_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_training_exp(self, strategy: Evaluated, **kwargs: Any) -> None:
         exp = strategy.experience
         assert exp is not None
         k = exp.current_experience
@@ -367,21 +386,21 @@ class EvaluationPlugin(Plugin):
             strategy.eval(self.eval_stream, **kwargs)
             self.eval_seconds += time.perf_counter() - start
 
-    def after_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_training(self, strategy: Evaluated, **kwargs: Any) -> None:
         self._training_exp = None
 
     # ---- evaluation hooks -----------------------------------------------------------
-    def before_eval(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_eval(self, strategy: Evaluated, **kwargs: Any) -> None:
         if not self._probing:
             self._last = {}
             self._current = {}
 
-    def before_eval_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def before_eval_exp(self, strategy: Evaluated, **kwargs: Any) -> None:
         self._correct = torch.zeros((), dtype=torch.long, device=strategy.device)
         self._loss_sum = torch.zeros((), dtype=torch.float64, device=strategy.device)
         self._count = 0
 
-    def after_eval_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_eval_iteration(self, strategy: Evaluated, **kwargs: Any) -> None:
         assert self._correct is not None and self._loss_sum is not None
         out, y, loss = strategy.mb_output, strategy.mb_y, strategy.loss
         assert out is not None and loss is not None
@@ -390,7 +409,7 @@ class EvaluationPlugin(Plugin):
         self._loss_sum.add_(loss if loss.dim() == 0 else loss.mean(), alpha=n)
         self._count += n
 
-    def after_eval_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_eval_exp(self, strategy: Evaluated, **kwargs: Any) -> None:
         if self._probing:
             return  # the LCA count stays on the device until the experience ends
         assert self._correct is not None and self._loss_sum is not None
@@ -414,7 +433,7 @@ class EvaluationPlugin(Plugin):
         else:
             self.matrix.setdefault(row, {})[j] = acc
 
-    def after_eval(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+    def after_eval(self, strategy: Evaluated, **kwargs: Any) -> None:
         if self._probing:
             return
         accs = [v for k, v in self._last.items() if k.startswith("accuracy/exp")]

@@ -1,7 +1,7 @@
 """`BaseTemplate`: the training and evaluation loop, which fires the plugins' hooks.
 
 The loop is small on purpose; every method (A-GEM, replay, EWC, logging, evaluation)
-is a plugin. All hooks are fired by `agem.hooks.fire`, in the order listed, with what each
+is a plugin. All hooks are fired by `agem.core.hooks.fire`, in the order listed, with what each
 hook may read or change, in docs/ARCHITECTURE.md.
 
 State a plugin may read (and, where the hook allows, change):
@@ -17,7 +17,7 @@ State a plugin may read (and, where the hook allows, change):
   backward uses; `mb_loss`: the criterion on (`mb_output`, `mb_y`) as the template
   computed it, unchanged by plugins that change `loss` (penalties, replayed samples).
 - `is_training`: True inside `train()`, False inside `eval()`.
-- `clock`: counters (`agem.clock.Clock`).
+- `clock`: counters (`agem.core.clock.Clock`).
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from agem.batching import Batch, batches
 from agem.benchmarks.streams import Experience, as_tensor_dataset
-from agem.clock import Clock
-from agem.hooks import HookTable, build_hook_table, fire
+from agem.core.batching import Batch, batches
+from agem.core.clock import Clock
+from agem.core.evaluation import EvaluationPlugin
+from agem.core.hooks import HookTable, build_hook_table, fire
+from agem.core.plugin import Plugin, sort_plugins
 from agem.models.multitask import MultiTaskModule
-from agem.plugins.base import Plugin, sort_plugins
 
 _HEAD_SEED_OFFSET = 0x4EAD
 _SAVED_ON_EVAL = (
@@ -146,8 +147,6 @@ class BaseTemplate:
         self.seed = seed if seed is not None else secrets.randbits(31)
         self.generator = torch.Generator().manual_seed(self.seed)
         if evaluator is None:
-            from agem.plugins.evaluation import EvaluationPlugin
-
             evaluator = EvaluationPlugin()
         self.evaluator = evaluator if evaluator is not False else None
         extra = [self.evaluator] if self.evaluator is not None else []
@@ -319,7 +318,7 @@ class BaseTemplate:
     def _training_step(self, kwargs: dict[str, Any]) -> None:
         """Clear grads, forward, loss, backward, step; hooks in between.
 
-        The unit a CUDA graph captures (`agem.cuda_graph`): the hooks fired here are the
+        The unit a CUDA graph captures (`agem.core.captured_step`): the hooks fired here are the
         "in-step" hooks, which plugins must declare graph-safe.
         """
         self.optimizer.zero_grad(set_to_none=True)
@@ -422,6 +421,13 @@ class BaseTemplate:
     # ---- checkpoints ------------------------------------------------------------
     def _plugin_keys(self) -> list[str]:
         return [f"{i}:{type(p).__name__}" for i, p in enumerate(self.plugins)]
+
+    def resume_trained(self, experiences: Sequence[Experience]) -> None:
+        """After `load_state_dict` when a run resumes: the experiences already trained.
+
+        The default keeps nothing; a strategy whose state is the data itself (which a
+        checkpoint does not hold) takes it back here.
+        """
 
     def state_dict(self) -> dict[str, Any]:
         """Model, optimizer, clock, RNG state and every plugin's state."""

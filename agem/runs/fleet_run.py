@@ -1,6 +1,6 @@
 """`agem run --fleet K`: K run folders `OUT/seed<s>` trained in lockstep by one `Fleet`.
 
-Each member is built as the run layer builds a single run (`agem.runs.execute`), with
+Each member is built as a single run is (`agem.runs.single.SingleRun`), with
 the config it would have alone (`fleet` 1, its own seed), and owns a normal run folder:
 config.json, results.json with its status, a checkpoint after each experience, logs and
 plots, written atomically under the folder's lock. So `agem compare OUT/seed*` reads
@@ -16,13 +16,13 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agem.fleet.fleet import Fleet
 from agem.runs.config import RunConfig
 from agem.runs.folder import RunFolder
-
-if TYPE_CHECKING:
-    from agem.runs.execute import _Run, _Signals
+from agem.runs.lifecycle import RunInterrupted, Signals, drive
+from agem.runs.single import SingleRun
 
 
 def member_configs(config: RunConfig) -> list[RunConfig]:
@@ -36,26 +36,23 @@ def member_folder(out: Path, config: RunConfig) -> Path:
     return out / f"seed{config.seed}"
 
 
-class _FleetRun:
-    """A fleet being executed: its members' `_Run`s (built before any folder is touched)
+class FleetRun:
+    """A fleet being executed: its members' `SingleRun`s (built before any folder is touched)
     and the `Fleet` that trains them."""
 
     def __init__(
         self, config: RunConfig, parent: Path | None, folders: Sequence[Path], progress: bool | None
     ) -> None:
-        from agem.fleet.fleet import Fleet
-        from agem.runs.execute import _Run
-
         self.parent = RunFolder(parent) if parent is not None else None
-        self.runs: list[_Run] = []
+        self.runs: list[SingleRun] = []
         for i, (member, path) in enumerate(zip(member_configs(config), folders, strict=True)):
             folder = RunFolder(path)
-            self.runs.append(_Run(member, folder, progress, console=i == 0, capture=False))
+            self.runs.append(SingleRun(member, folder, progress, console=i == 0, capture=False))
         for run in self.runs:
             run.extra["fleet_size"] = config.fleet
         self.fleet = Fleet([r.strategy for r in self.runs], cuda_graph=config.cuda_graph)
         self.checkpoint = config.checkpoint
-        self.started: list[_Run] = []
+        self.started: list[SingleRun] = []
 
     def start(self, *, overwrite: bool) -> None:
         """Create and lock OUT (if any) and every member folder; write their first files."""
@@ -65,7 +62,7 @@ class _FleetRun:
             self.started.append(run)
             run.start(overwrite=overwrite and self.parent is None)
 
-    def train(self, signals: _Signals) -> dict[str, Any]:
+    def train(self, signals: Signals) -> dict[str, Any]:
         """Train every experience in lockstep; after each, each member's checkpoint and
         results; then finish each folder."""
         streams = [list(r.benchmark.train_stream) for r in self.runs]
@@ -79,8 +76,6 @@ class _FleetRun:
                 for run in self.runs:
                     run.experience_done(elapsed)
         with signals.critical():
-            for run in self.runs:
-                run.close_loggers()
             elapsed = time.perf_counter() - start
             runs = [run.finish(elapsed) for run in self.runs]
         return {"status": "complete", "fleet_size": len(runs), "runs": runs}
@@ -100,7 +95,7 @@ class _FleetRun:
 def run_fleet(
     config: RunConfig,
     out: Path,
-    signals: _Signals,
+    signals: Signals,
     *,
     overwrite: bool = False,
     progress: bool | None = None,
@@ -114,8 +109,6 @@ def run_fleet(
     used, the device, `--cuda-graph`'s requirements, the data) is checked before any
     folder is created. Returns {"status", "fleet_size", "runs": [each run's results]}.
     """
-    from agem.runs.execute import RunInterrupted, _execute
-
     if members is None:
         parent: Path | None = out
         folders = [member_folder(out, member) for member in member_configs(config)]
@@ -128,11 +121,11 @@ def run_fleet(
         parent, folders = None, list(members)
     for path in [parent] if parent is not None else folders:
         RunFolder(path).check_new(overwrite=overwrite)
-    execution: _FleetRun | None = None
+    execution: FleetRun | None = None
     try:
-        execution = _FleetRun(config, parent, folders, progress)
+        execution = FleetRun(config, parent, folders, progress)
         fleet = execution
-        return _execute(fleet, signals, lambda: fleet.start(overwrite=overwrite))
+        return drive(fleet, signals, lambda: fleet.start(overwrite=overwrite))
     except RunInterrupted as err:
         started = execution is not None and bool(execution.started)
         where = out if parent is not None else folders[0]

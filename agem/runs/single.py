@@ -1,0 +1,251 @@
+"""`SingleRun`: one run folder being executed, its parts built before the folder is touched.
+
+Its phases (`start` or `resume`, `train`, `experience_done`, `finish`, `end`) are what
+`agem.runs.lifecycle.drive` calls for a run alone and what `agem.runs.fleet_run.FleetRun`
+calls for each member of a fleet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from typing import Any
+
+import torch
+
+from agem.benchmarks.ranges import parse_range, select_experiences
+from agem.benchmarks.registry import get
+from agem.benchmarks.streams import Benchmark
+from agem.core.evaluation import EvaluationPlugin
+from agem.core.template import BaseTemplate
+from agem.plugins.loggers import ConsoleLogger, CSVLogger, Logger, TensorBoardLogger, WandBLogger
+from agem.reporting.plots import write_run_plots
+from agem.runs import checkpoint
+from agem.runs.bounds import check_fits
+from agem.runs.config import RunConfig
+from agem.runs.divergence import DivergenceCheck
+from agem.runs.environment import check_device, environment, resolve_data
+from agem.runs.factory import build_model, build_optimizer, build_strategy
+from agem.runs.folder import RunFolder
+from agem.runs.lifecycle import Signals
+from agem.runtime import apply_threads
+
+CSV_NAME = "metrics.csv"
+EVENTS_PREFIX = "events.out.tfevents."
+
+
+def _is_log_file(name: str) -> bool:
+    return name == CSV_NAME or name.startswith(EVENTS_PREFIX)
+
+
+class SingleRun:
+    """One run being executed: its benchmark, evaluator, loggers and strategy.
+
+    `console=False` silences the console logger and `capture=False` builds the strategy
+    without its own CUDA graph (a fleet reports one run of K and captures its own step).
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        folder: RunFolder,
+        progress: bool | None,
+        *,
+        console: bool = True,
+        capture: bool = True,
+    ) -> None:
+        self.config = config
+        self.folder = folder
+        self.device = check_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.benchmark = self._build_benchmark()
+        self.evaluator = EvaluationPlugin(
+            eval_stream=self.benchmark.test_stream,
+            eval_every="experience",
+            lca_beta=config.lca_beta,
+            lca_test_size=config.lca_test_size or None,  # 0: the whole test set
+        )
+        self.loggers = self._build_loggers()
+        # a quiet member of a fleet still has one, so that its plugins (and its
+        # checkpoint) are those of the same run alone
+        console_logger = (
+            ConsoleLogger(interactive=progress)
+            if console
+            else ConsoleLogger(file=io.StringIO(), interactive=False)
+        )
+        plugins = [DivergenceCheck(), console_logger, *self.loggers]
+        self.strategy = self._build_strategy(plugins, capture=capture)
+        self.done = 0
+        self.elapsed_before = 0.0
+        self.checkpoint_seconds = 0.0  # spent capturing and writing checkpoints
+        self.results: dict[str, Any] = {}
+        self.extra: dict[str, Any] = {}  # more entries for results.json (e.g. fleet_size)
+
+    # ---- parts -------------------------------------------------------------------------
+    def _build_benchmark(self) -> Benchmark:
+        """The benchmark of the config, found on this machine, cut to its experiences."""
+        config = self.config
+        builder_dir, self.data_read = resolve_data(config)
+        benchmark = get(config.benchmark).build(
+            n_experiences=config.n_experiences,
+            seed=config.seed,
+            task_labels=config.task_labels,
+            data_dir=builder_dir,
+            download=config.download,
+            train_subset=config.train_subset,
+        )
+        if config.experiences is not None:
+            start, stop = parse_range(config.experiences)
+            benchmark = select_experiences(benchmark, start, stop)
+        check_fits(config, benchmark)
+        return benchmark
+
+    def _build_loggers(self) -> list[Logger]:
+        """The file loggers the config names, writing into the run folder."""
+        config, out = self.config, self.folder.path
+        names = config.logger_names()
+        every = config.log_every
+        loggers: list[Logger] = []
+        if "csv" in names:
+            loggers.append(CSVLogger(out / CSV_NAME, every=every))
+        if "tensorboard" in names:
+            loggers.append(TensorBoardLogger(out, every=every, hparams=config.to_dict()))
+        if "wandb" in names:  # the W&B run starts with training, inside the run folder
+            loggers.append(
+                WandBLogger(name=out.name, config=config.to_dict(), dir=out, every=every, lazy=True)
+            )
+        return loggers
+
+    def _build_strategy(self, plugins: list[Any], *, capture: bool) -> BaseTemplate:
+        """The model (seeded), its optimizer and the strategy of the config."""
+        config = self.config
+        torch.manual_seed(config.seed)  # the model's initial weights
+        model = build_model(config.model, self.benchmark, hidden_sizes=config.hidden_sizes)
+        apply_threads(config.threads, model, self.device)  # None: the rule for this model
+        optimizer = build_optimizer(config, model)
+        common = {
+            "train_mb_size": config.batch_size,
+            "train_epochs": config.epochs,
+            "eval_mb_size": config.eval_batch_size,
+            "device": self.device,
+            "seed": config.seed,
+            "plugins": plugins,
+            "evaluator": self.evaluator,
+        }
+        if config.cuda_graph and capture:
+            common["cuda_graph"] = True
+        return build_strategy(config.strategy, model, optimizer, config.to_dict(), common)
+
+    # ---- results and logs ------------------------------------------------------------
+    def current_results(self, elapsed: float) -> dict[str, Any]:
+        config = self.config
+        return {
+            "strategy": config.strategy,
+            "benchmark": config.benchmark,
+            "n_experiences": config.n_experiences,
+            "seed": config.seed,
+            "experiences_done": self.done,
+            **self.evaluator.results,
+            "total_seconds": elapsed,
+            "checkpoint_seconds": self.checkpoint_seconds,
+            **self.extra,
+        }
+
+    def log_files(self) -> dict[str, bytes]:
+        """metrics.csv and the TensorBoard event files as they are now."""
+        for logger in self.loggers:
+            logger.flush()
+        files = {}
+        for path in sorted(self.folder.path.iterdir()):
+            if _is_log_file(path.name):
+                files[path.name] = path.read_bytes()
+        return files
+
+    def restore_logs(self, logs: dict[str, bytes]) -> None:
+        """Put the log files back as the checkpoint saw them; drop any written since."""
+        for path in self.folder.path.iterdir():
+            if _is_log_file(path.name) and path.name not in logs:
+                path.unlink()
+        for name, data in logs.items():
+            self.folder.write_bytes(name, data)
+        for plugin in self.strategy.plugins:
+            if isinstance(plugin, Logger):
+                plugin.resume(self.evaluator)
+
+    # ---- phases ----------------------------------------------------------------------
+    def start(self, *, overwrite: bool) -> None:
+        """Create and lock the folder; write config.json and the first results.json."""
+        self.folder.create(overwrite=overwrite)
+        saved = {
+            **self.config.to_dict(),
+            "environment": environment(self.config, self.device, self.data_read),
+        }
+        self.folder.write_json("config.json", saved)
+        self.results = self.folder.write_results(self.current_results(0.0), "running")
+
+    def resume(self) -> None:
+        """Load the folder's checkpoint (checked first) or, without one, start over."""
+        state = checkpoint.read(self.folder)
+        if state is None:
+            self.folder.clear(keep=("config.json",))
+        else:
+            checkpoint.check(state, self.config, self.strategy)
+            self.restore_logs(checkpoint.log_bytes(state))
+            checkpoint.restore(state, self.strategy)
+            self.done = int(state["experiences_done"])
+            self.elapsed_before = float(state.get("elapsed_seconds", 0.0))
+            self.checkpoint_seconds = float(state.get("checkpoint_seconds", 0.0))
+            self.strategy.resume_trained(list(self.benchmark.train_stream)[: self.done])
+        current = self.current_results(self.elapsed_before)
+        self.results = self.folder.write_results(current, "running")
+
+    def train(self, signals: Signals) -> dict[str, Any]:
+        """Train the experiences not done yet; checkpoint after each; finish the folder."""
+        start = time.perf_counter()
+        stream = list(self.benchmark.train_stream)
+        for experience in stream[self.done :]:
+            self.strategy.train(experience)
+            elapsed = self.elapsed_before + time.perf_counter() - start
+            with signals.critical():
+                self.experience_done(elapsed)
+        with signals.critical():
+            return self.finish(self.elapsed_before + time.perf_counter() - start)
+
+    def experience_done(self, elapsed: float) -> None:
+        """Count the experience just trained; write the checkpoint and results.json."""
+        self.done += 1
+        if self.config.checkpoint:
+            began = time.perf_counter()
+            state = checkpoint.capture(
+                self.strategy,
+                config=self.config,
+                experiences_done=self.done,
+                elapsed_seconds=elapsed,
+                checkpoint_seconds=self.checkpoint_seconds,
+                logs=self.log_files(),
+            )
+            checkpoint.write(self.folder, state)
+            self.checkpoint_seconds += time.perf_counter() - began
+        self.results = self.folder.write_results(self.current_results(elapsed), "running")
+
+    def finish(self, elapsed: float) -> dict[str, Any]:
+        """Write the plots, hand them to the loggers and close them (TensorBoard writes its
+        hyperparameters, W&B finishes), then write results.json ("complete")."""
+        results = self.current_results(elapsed)
+        plots = write_run_plots(results, self.folder.path)
+        for logger in self.loggers:
+            logger.log_plots(plots)
+            logger.close("complete")
+        self.results = self.folder.write_results(results, "complete")
+        return self.results
+
+    def end(self, status: str, **extra: Any) -> None:
+        """Record `status` over the last results written (best effort: the disk may be full)."""
+        for logger in self.loggers:
+            # a logger's own failure (disk full, W&B) must not hide the run's
+            with contextlib.suppress(Exception):
+                logger.close(status)
+        with contextlib.suppress(OSError):
+            self.results = self.folder.write_results({**self.results, **extra}, status)
