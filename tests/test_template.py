@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 import agem
+import agem.core.hooks
 from agem.benchmarks import Experience, TensorDataset, from_datasets, from_tensors
 from agem.models import MultiTaskModule
 from agem.plugins import Plugin
@@ -351,3 +352,57 @@ def test_seed_none_leaves_the_global_rng_alone(cls: type, options: dict[str, Any
     strategies = [cls(model, opt, seed=None, **options) for _ in range(2)]
     assert torch.equal(torch.rand(4), expected)
     assert strategies[0].seed != strategies[1].seed  # still a fresh seed per strategy
+
+
+class HookLog(Plugin):
+    """Records every training hook with the clock's iteration counter."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+
+def _recorder(hook: str) -> Any:
+    def record(self: HookLog, strategy: Any, **kwargs: Any) -> None:
+        self.calls.append((hook, strategy.clock.train_iterations))
+
+    return record
+
+
+for _hook in agem.core.hooks.TRAIN_HOOKS:
+    setattr(HookLog, _hook, _recorder(_hook))
+
+
+def test_driving_the_public_phases_is_train() -> None:
+    """The loop phases, called by hand in train()'s order, give train()'s hooks and weights."""
+    bm = _bm(n=5)
+    logs = HookLog(), HookLog()
+    torch.manual_seed(0)
+    by_train = _mlp_strategy([logs[0]])
+    torch.manual_seed(0)
+    by_phases = _mlp_strategy([logs[1]])
+    torch.manual_seed(1)  # dropout
+    by_train.train(list(bm.train_stream), num_workers=0)
+    torch.manual_seed(1)
+    s = by_phases
+    s.start_training(num_workers=0)
+    for exp in bm.train_stream:
+        s.start_experience(exp, num_workers=0)
+        for _ in range(s.train_epochs):
+            for mbatch in s.start_epoch(num_workers=0):
+                s.training_iteration(mbatch, num_workers=0)
+            s.end_epoch(num_workers=0)
+        s.end_experience(num_workers=0)
+    s.end_training(num_workers=0)
+    assert not s.is_training
+    assert logs[1].calls == logs[0].calls
+    assert len(logs[0].calls) > 20
+    for a, b in zip(by_train.model.parameters(), by_phases.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert by_phases.clock.train_exp_counter == 2 and by_phases.clock.train_iterations == 6
+
+
+def test_start_epoch_before_start_experience_is_an_error() -> None:
+    s = _mlp_strategy()
+    s.start_training()
+    with pytest.raises(RuntimeError, match="start_experience comes before start_epoch"):
+        s.start_epoch()

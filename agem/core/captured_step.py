@@ -224,16 +224,16 @@ class CapturableTemplate(BaseTemplate):
                 gens.extend(get())
         return gens
 
-    def _training_step(self, kwargs: dict[str, Any]) -> None:
+    def training_step(self, **kwargs: Any) -> None:
         graph = self.step_graph
         batch = self.mbatch
         if graph is None or batch is None or batch[1].shape[0] != self.train_mb_size:
-            super()._training_step(kwargs)  # no graph, or the last, partial minibatch
+            super().training_step(**kwargs)  # no graph, or the last, partial minibatch
             return
 
         def step(inputs: list[Tensor]) -> tuple[Tensor | None, Tensor | None]:
             self.mbatch = inputs
-            BaseTemplate._training_step(self, kwargs)
+            BaseTemplate.training_step(self, **kwargs)
             return self.mb_output, self.loss
 
         out, loss = graph.run(

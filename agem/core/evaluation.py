@@ -247,6 +247,11 @@ class EvaluationPlugin(Plugin):
                 strategy.model = model
                 del strategy.optimizer.param_groups[groups:]
 
+    def exclude_from_timing(self, seconds: float) -> None:
+        """Leave `seconds` spent on other work (e.g. other runs' evaluations in a fleet)
+        out of the training time of the current experience."""
+        self._exp_start += seconds
+
     def before_training_exp(self, strategy: Evaluated, **kwargs: Any) -> None:
         exp = strategy.experience
         assert exp is not None

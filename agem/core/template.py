@@ -65,7 +65,8 @@ def _head_seed(seed: int, task: int) -> int:
     return (seed * 1_000_003 + task * 7_919 + _HEAD_SEED_OFFSET) % 2**63
 
 
-def _experiences(arg: Any, method: str) -> list[Experience]:
+def experience_list(arg: Any, method: str) -> list[Experience]:
+    """`arg` (an experience or a sequence of them) as a list; a TypeError naming `method`."""
     if isinstance(arg, Experience):
         exps = [arg]
     elif isinstance(arg, Iterable) and not isinstance(arg, (Tensor, Dataset, str, bytes)):
@@ -200,23 +201,99 @@ class BaseTemplate:
     def mb_task_id(self, value: Tensor) -> None:
         self._current()[-1] = value
 
-    # ---- training ---------------------------------------------------------------
+    # ---- training: the loop and its public phases -------------------------------
+    def fire(self, hook: str, **kwargs: Any) -> None:
+        """Call `hook` on every plugin that overrides it (the table of the current
+        `train()`), with this strategy and `kwargs`."""
+        fire(self._hooks, hook, self, kwargs)
+
     def _fire(self, hook: str, kwargs: dict[str, Any]) -> None:
         fire(self._hooks, hook, self, kwargs)
 
     def train(self, experiences: Experience | Sequence[Experience], **kwargs: Any) -> None:
-        """Train on one experience or on each of a sequence, in order."""
-        exps = _experiences(experiences, "train")
+        """Train on one experience or on each of a sequence, in order.
+
+        The loop is its public phases, which a caller that drives several strategies in
+        lockstep (the fleet) calls in the same order: `start_training`, then per
+        experience `start_experience`, per epoch `start_epoch` (its minibatches), per
+        minibatch `training_iteration`, `end_epoch`, `end_experience`; `end_training`.
+        """
+        exps = experience_list(experiences, "train")
+        try:
+            self.start_training(**kwargs)
+            for exp in exps:
+                self.start_experience(exp, **kwargs)
+                for _ in range(self.train_epochs):
+                    for mbatch in self.start_epoch(**kwargs):
+                        self.training_iteration(mbatch, **kwargs)
+                    self.end_epoch(**kwargs)
+                self.end_experience(**kwargs)
+            self.end_training(**kwargs)
+        finally:
+            self.is_training = False
+
+    def start_training(self, **kwargs: Any) -> None:
+        """Build the hook table, put the model in training mode, fire `before_training`."""
         self._hooks = build_hook_table(self.plugins, Plugin)
         self.is_training = True
         self.model.train()
-        try:
-            self._fire("before_training", kwargs)
-            for exp in exps:
-                self._train_exp(exp, kwargs)
-            self._fire("after_training", kwargs)
-        finally:
-            self.is_training = False
+        self._fire("before_training", kwargs)
+
+    def end_training(self, **kwargs: Any) -> None:
+        """Fire `after_training`; the strategy is no longer training."""
+        self._fire("after_training", kwargs)
+        self.is_training = False
+
+    def start_experience(self, experience: Experience, **kwargs: Any) -> None:
+        """Adapt the dataset and the model to `experience`; fire the hooks up to
+        `before_training_exp` (the experience's clock counters are 0)."""
+        self.experience = experience
+        self._fire("before_train_dataset_adaptation", kwargs)
+        self.adapted_dataset = self.train_dataset_adaptation(experience)
+        self._fire("after_train_dataset_adaptation", kwargs)
+        self.model_adaptation(experience)
+        self._label_check = self._max_label()
+        self.clock.train_exp_epochs = 0
+        self.clock.train_exp_iterations = 0
+        self._fire("before_training_exp", kwargs)
+
+    def start_epoch(self, **kwargs: Any) -> Iterable[Batch]:
+        """Draw the epoch's minibatches (`dataloader`), fire `before_training_epoch`, and
+        return the minibatches to train on (the `dataloader` the hook may have replaced)."""
+        if self.adapted_dataset is None:
+            raise RuntimeError("start_experience comes before start_epoch")
+        self.dataloader = self._batches(
+            self.adapted_dataset, self.train_mb_size, shuffle=True, kwargs=kwargs
+        )
+        self.clock.train_epoch_iterations = 0
+        self._fire("before_training_epoch", kwargs)
+        return self.dataloader
+
+    def training_iteration(self, mbatch: Batch, **kwargs: Any) -> None:
+        """One minibatch: the training step (`training_step`), then `end_iteration`."""
+        self.mbatch = mbatch
+        self.training_step(**kwargs)
+        self.end_iteration(**kwargs)
+
+    def end_iteration(self, **kwargs: Any) -> None:
+        """After the step of the current minibatch (`mb_output`, `loss` set): check the
+        first output of the experience against its labels, fire
+        `after_training_iteration`, advance the clock."""
+        self.check_output()
+        self._fire("after_training_iteration", kwargs)
+        self.clock.train_iterations += 1
+        self.clock.train_epoch_iterations += 1
+        self.clock.train_exp_iterations += 1
+
+    def end_epoch(self, **kwargs: Any) -> None:
+        """Fire `after_training_epoch`; count the epoch."""
+        self._fire("after_training_epoch", kwargs)
+        self.clock.train_exp_epochs += 1
+
+    def end_experience(self, **kwargs: Any) -> None:
+        """Fire `after_training_exp`; count the experience."""
+        self._fire("after_training_exp", kwargs)
+        self.clock.train_exp_counter += 1
 
     def train_dataset_adaptation(self, experience: Experience) -> Dataset[Any]:
         """The dataset to train on for `experience` (overridden by e.g. Cumulative)."""
@@ -283,51 +360,24 @@ class BaseTemplate:
                 f"outputs only {width} classes (labels must be < num_classes)"
             )
 
-    def _train_exp(self, experience: Experience, kwargs: dict[str, Any]) -> None:
-        self.experience = experience
-        self._fire("before_train_dataset_adaptation", kwargs)
-        self.adapted_dataset = self.train_dataset_adaptation(experience)
-        self._fire("after_train_dataset_adaptation", kwargs)
-        self.model_adaptation(experience)
-        self._label_check = self._max_label()
-        self.clock.train_exp_epochs = 0
-        self.clock.train_exp_iterations = 0
-        self._fire("before_training_exp", kwargs)
-        for _ in range(self.train_epochs):
-            self.dataloader = self._batches(
-                self.adapted_dataset, self.train_mb_size, shuffle=True, kwargs=kwargs
-            )
-            self.clock.train_epoch_iterations = 0
-            self._fire("before_training_epoch", kwargs)
-            for mbatch in self.dataloader:
-                self.mbatch = mbatch
-                self._training_iteration(kwargs)
-            self._fire("after_training_epoch", kwargs)
-            self.clock.train_exp_epochs += 1
-        self._fire("after_training_exp", kwargs)
-        self.clock.train_exp_counter += 1
+    def check_output(self) -> None:
+        """On the first minibatch of an experience only: `mb_output` has a class for
+        every label of the experience (else a ValueError naming the experience)."""
+        if self._label_check is not None and self.mb_output is not None:
+            self._check_output(self.mb_output, self._label_check)
+            self._label_check = None
 
-    def _training_iteration(self, kwargs: dict[str, Any]) -> None:
-        """One minibatch: the training step, then `after_training_iteration` and the clock."""
-        self._training_step(kwargs)
-        self._fire("after_training_iteration", kwargs)
-        self.clock.train_iterations += 1
-        self.clock.train_epoch_iterations += 1
-        self.clock.train_exp_iterations += 1
-
-    def _training_step(self, kwargs: dict[str, Any]) -> None:
+    def training_step(self, **kwargs: Any) -> None:
         """Clear grads, forward, loss, backward, step; hooks in between.
 
-        The unit a CUDA graph captures (`agem.core.captured_step`): the hooks fired here are the
-        "in-step" hooks, which plugins must declare graph-safe.
+        The unit a CUDA graph captures (`agem.core.captured_step`): the hooks fired here are
+        the "in-step" hooks, which plugins must declare graph-safe.
         """
         self.optimizer.zero_grad(set_to_none=True)
         self._fire("before_training_iteration", kwargs)
         self._fire("before_forward", kwargs)
         self.mb_output = self.forward()
-        if self._label_check is not None:  # first minibatch of the experience only
-            self._check_output(self.mb_output, self._label_check)
-            self._label_check = None
+        self.check_output()
         self._fire("after_forward", kwargs)
         self.loss = self.mb_loss = self.criterion(self.mb_output, self.mb_y)
         self._fire("before_backward", kwargs)
@@ -365,7 +415,7 @@ class BaseTemplate:
         The model's train/eval mode and the training state (experience, minibatch,
         loss) are restored afterwards, so `eval` may be called from a training hook.
         """
-        exps = _experiences(experiences, "eval")
+        exps = experience_list(experiences, "eval")
         saved = {name: getattr(self, name) for name in _SAVED_ON_EVAL}
         was_training, was_model_training = self.is_training, self.model.training
         modes = [(m, m.training) for m in self.model.modules()]

@@ -30,9 +30,8 @@ from torch.func import functional_call, vmap
 
 from agem.benchmarks.streams import Experience
 from agem.core.captured_step import StepGraph, check_cuda_device, in_step_hooks
-from agem.core.hooks import build_hook_table, fire
-from agem.core.plugin import Plugin
-from agem.core.template import BaseTemplate, _experiences
+from agem.core.evaluation import EvaluationPlugin
+from agem.core.template import BaseTemplate, experience_list
 from agem.models.mlp import MLP
 from agem.plugins.agem import SAMPLE_SEED_OFFSET, AGEMPlugin, project
 from agem.plugins.memory import random_subset
@@ -82,14 +81,6 @@ def _check_member(m: Any, first: BaseTemplate) -> None:
         if not isinstance(plugin, _METHOD_PLUGINS) and in_step_hooks(plugin):
             hooks = ", ".join(in_step_hooks(plugin))
             _fail(f"plugin {type(plugin).__name__} has hooks inside the step ({hooks})")
-
-
-def _exclude_from_timing(evaluator: Any, seconds: float) -> None:
-    """Leave `seconds` (the earlier members' end-of-experience evaluations) out of this
-    member's training time: each run's time is the fleet's time for the experience."""
-    start = getattr(evaluator, "_exp_start", None)
-    if isinstance(start, float):
-        evaluator._exp_start = start + seconds
 
 
 class Fleet:
@@ -222,7 +213,7 @@ class Fleet:
         xs: list[Tensor] = []
         ys: list[Tensor] = []
         for plugin in self.agem:
-            plugin._place(self.device)  # a no-op when the memory is already there
+            plugin.place(self.device)  # a no-op when the memory is already there
             if plugin.memory_x is None or plugin.memory_y is None:
                 _fail("members' A-GEM memories differ in size")
             xs.append(plugin.memory_x)
@@ -230,19 +221,6 @@ class Fleet:
         if len({x.shape for x in xs}) != 1:
             _fail("members' A-GEM memories differ in size")
         self._memory = (torch.stack(xs), torch.stack(ys))
-
-    def _own_samples(self, m: BaseTemplate) -> None:
-        """After a replay member's step: its minibatch, `mb_output` and `mb_loss` become
-        the current samples' own, as the replay plugin's `after_forward` makes them in a
-        single run (the loss trained on covers current and replayed samples together)."""
-        for plugin in m.plugins:
-            if isinstance(plugin, ReplayPlugin) and plugin._current is not None:
-                current, plugin._current, plugin._replayed = plugin._current, None, None
-                assert m.mb_output is not None
-                n = int(current[1].shape[0])
-                m.mbatch = current
-                m.mb_output = m.mb_output[:n]
-                m.mb_loss = m.criterion(m.mb_output, m.mb_y).detach()
 
     def sync_member_optimizers(self) -> None:
         """Give each member's optimizer its row of the fleet optimizer's state, so that a
@@ -274,69 +252,48 @@ class Fleet:
                 f"train() needs one experience sequence per member ({self.size}), "
                 f"got {len(experiences)}"
             )
-        streams = [_experiences(e, "train") for e in experiences]
+        streams = [experience_list(e, "train") for e in experiences]
         if len({len(s) for s in streams}) != 1:
             _fail("members' experience sequences differ in length")
-        for m in self.members:
-            m._hooks = build_hook_table(m.plugins, Plugin)
-            m.is_training = True
-            m.model.train()
         try:
-            self._fire("before_training", kwargs)
+            for m in self.members:
+                m.start_training(**kwargs)
             for exps in zip(*streams, strict=True):
                 self._train_exp(list(exps), kwargs)
-            self._fire("after_training", kwargs)
+            for m in self.members:
+                m.end_training(**kwargs)
         finally:
             for m in self.members:
                 m.is_training = False
 
-    def _fire(self, hook: str, kwargs: dict[str, Any]) -> None:
-        for m in self.members:
-            fire(m._hooks, hook, m, kwargs)
-
     def _train_exp(self, exps: list[Experience], kwargs: dict[str, Any]) -> None:
         members = self.members
         for m, exp in zip(members, exps, strict=True):
-            m.experience = exp
-            fire(m._hooks, "before_train_dataset_adaptation", m, kwargs)
-            m.adapted_dataset = m.train_dataset_adaptation(exp)
-            fire(m._hooks, "after_train_dataset_adaptation", m, kwargs)
-            m.model_adaptation(exp)
-            m._label_check = m._max_label()
-            m.clock.train_exp_epochs = 0
-            m.clock.train_exp_iterations = 0
+            m.start_experience(exp, **kwargs)
         if len({len(m.adapted_dataset) for m in members}) != 1:  # type: ignore[arg-type]
             _fail(f"experience {exps[0].current_experience} differs in size between members")
-        self._fire("before_training_exp", kwargs)
         self._stack_memory()
         for _ in range(members[0].train_epochs):
-            loaders = []
-            for m in members:
-                assert m.adapted_dataset is not None
-                m.dataloader = m._batches(
-                    m.adapted_dataset, m.train_mb_size, shuffle=True, kwargs=kwargs
-                )
-                loaders.append(m.dataloader)
-                m.clock.train_epoch_iterations = 0
-                fire(m._hooks, "before_training_epoch", m, kwargs)
+            loaders = [m.start_epoch(**kwargs) for m in members]
             for batch in zip(*loaders, strict=True):
                 for m, mb in zip(members, batch, strict=True):
                     m.mbatch = mb
                 self._iteration(kwargs)
             for m in members:
-                fire(m._hooks, "after_training_epoch", m, kwargs)
-                m.clock.train_exp_epochs += 1
+                m.end_epoch(**kwargs)
         done = time.perf_counter()
         for m in members:
-            _exclude_from_timing(m.evaluator, time.perf_counter() - done)
-            fire(m._hooks, "after_training_exp", m, kwargs)
-            m.clock.train_exp_counter += 1
+            if isinstance(m.evaluator, EvaluationPlugin):
+                # each run's time is the fleet's time for the experience, without the
+                # earlier members' end-of-experience evaluations
+                m.evaluator.exclude_from_timing(time.perf_counter() - done)
+            m.end_experience(**kwargs)
         self._memory = None
 
     def _iteration(self, kwargs: dict[str, Any]) -> None:
         members = self.members
         for m in members:
-            fire(m._hooks, "before_forward", m, kwargs)  # replay's augmentation, per run
+            m.fire("before_forward", **kwargs)  # replay's augmentation, per run
         x = torch.stack([m.mb_x for m in members])
         y = torch.stack([m.mb_y for m in members])
         graph = self.step_graph
@@ -354,11 +311,7 @@ class Fleet:
             out, losses = out.detach(), losses.detach()
         for k, m in enumerate(members):
             m.mb_output, m.loss, m.mb_loss = out[k], losses[k], losses[k]
-            self._own_samples(m)
-            if m._label_check is not None:
-                m._check_output(out[k], m._label_check)
-                m._label_check = None
-            fire(m._hooks, "after_training_iteration", m, kwargs)
-            m.clock.train_iterations += 1
-            m.clock.train_epoch_iterations += 1
-            m.clock.train_exp_iterations += 1
+            for plugin in m.plugins:
+                if isinstance(plugin, ReplayPlugin):
+                    plugin.keep_own_samples(m)
+            m.end_iteration(**kwargs)

@@ -208,7 +208,7 @@ class AGEMPlugin(Plugin):
                 self._seed + SAMPLE_SEED_OFFSET
             )
 
-    def _place(self, device: torch.device) -> None:
+    def place(self, device: torch.device) -> None:
         """Move the memory (and the sampling state) to `device`, e.g. after loading."""
         if self.memory_x is not None and self.memory_y is not None and self.memory_t is not None:
             self.memory_x = self.memory_x.to(device)
@@ -244,7 +244,7 @@ class AGEMPlugin(Plugin):
             device = strategy.device if strategy is not None else torch.device("cpu")
         device = torch.device(device)
         self._ensure_generators(strategy, device)
-        self._place(device)
+        self.place(device)
         assert self._memory_gen is not None
         k = min(self.patterns_per_experience, n)
         idx = torch.randperm(n, generator=self._memory_gen)[:k]
@@ -385,7 +385,7 @@ class AGEMPlugin(Plugin):
         if self.memory_y is None:
             return
         if self.memory_y.device != strategy.device:
-            self._place(strategy.device)
+            self.place(strategy.device)
         grads = self._flat_grads(strategy)
         x, y, t = self.sample_from_memory()
         grads.g_ref.zero_()
@@ -488,14 +488,14 @@ class AGEMPlugin(Plugin):
             device = torch.device(state["sample_device"])
             if device.type == "cuda" and not torch.cuda.is_available():
                 # Saved on a GPU, loaded without one: a generator's state does not carry
-                # across device types, so reseed deterministically (as `_place` does).
+                # across device types, so reseed deterministically (as `place` does).
                 device = torch.device("cpu")
                 seed = (self._seed or 0) + SAMPLE_SEED_OFFSET + self.memory_size
                 self._sample_gen = torch.Generator().manual_seed(seed)
             else:
                 self._sample_gen = torch.Generator(device=device)
                 self._sample_gen.set_state(state["sample_gen"])
-            self._place(device)
+            self.place(device)
 
 
 def _equal_shares(total: int, sizes: list[int], rotation: int) -> tuple[list[int], int]:

@@ -306,6 +306,20 @@ class ReplayPlugin(Plugin):
         strategy.mb_output = out[:n]
         self._current = None
 
+    def keep_own_samples(self, strategy: BaseTemplate) -> None:
+        """After a step that skipped `after_forward` and trained on the current and
+        replayed samples together (the fleet's batched step): the minibatch, `mb_output`
+        and `mb_loss` become the current samples' own, as in a single run."""
+        if self._current is None:
+            return
+        current, self._current, self._replayed = self._current, None, None
+        if strategy.mb_output is None:
+            raise RuntimeError("keep_own_samples comes after the step (mb_output is unset)")
+        n = int(current[1].shape[0])
+        strategy.mbatch = current
+        strategy.mb_output = strategy.mb_output[:n]
+        strategy.mb_loss = strategy.criterion(strategy.mb_output, strategy.mb_y).detach()
+
     def before_backward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         """The loss backward uses: the criterion over current and replayed samples together."""
         if self._replayed is None or strategy.loss is None or strategy.mb_output is None:
