@@ -1,23 +1,13 @@
 """Which `agem run` options apply to which strategy and model, for the command line's
-warning when a flag is given that the chosen run ignores (e.g. `--mem-size` with naive)."""
+warning when a flag is given that the chosen run ignores (e.g. `--mem-size` with naive).
+Which strategy reads which option is the strategy registry's (`agem.strategies.registry`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from agem.runs.config import RunConfig, flag
-
-#: option -> the strategies that read it
-STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
-    "patterns_per_experience": ("agem", "gem"),
-    "sample_size": ("agem",),
-    "sampling": ("agem",),
-    "memory_strength": ("gem",),
-    "mem_size": ("replay",),
-    "ewc_lambda": ("ewc",),
-    "ewc_mode": ("ewc",),
-    "decay_factor": ("ewc",),
-}
+from agem.strategies.registry import readers
 
 #: option -> the models that read it
 MODEL_OPTIONS: dict[str, tuple[str, ...]] = {"hidden_sizes": ("mlp",)}
@@ -28,8 +18,8 @@ def ignored_options(config: RunConfig, given: Iterable[str]) -> list[str]:
     does not use, e.g. "--mem-size does not apply to --strategy naive (ignored)"."""
     messages = []
     for name in given:
-        strategies = STRATEGY_OPTIONS.get(name)
-        if strategies is not None and config.strategy not in strategies:
+        strategies = readers(name)
+        if strategies and config.strategy not in strategies:
             messages.append(
                 f"{flag(name)} does not apply to --strategy {config.strategy} (ignored; "
                 f"it is read by {', '.join(strategies)})"

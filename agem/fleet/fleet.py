@@ -36,9 +36,15 @@ from agem.models.mlp import MLP
 from agem.plugins.agem import SAMPLE_SEED_OFFSET, AGEMPlugin, project
 from agem.plugins.memory import random_subset
 from agem.plugins.replay import ReplayPlugin
-from agem.strategies import AGEM, Naive, Replay
+from agem.strategies import AGEM, Replay
+from agem.strategies.registry import strategy_specs
 
-FLEET_STRATEGIES = (Naive, AGEM, Replay)
+
+def fleet_classes() -> tuple[type[BaseTemplate], ...]:
+    """The strategy classes a fleet trains: those the strategy registry marks `fleet`."""
+    return tuple(spec.cls for spec in strategy_specs() if spec.fleet)
+
+
 _METHOD_PLUGINS = (AGEMPlugin, ReplayPlugin)
 
 
@@ -51,8 +57,8 @@ def _hyper(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 
 
 def _check_member(m: Any, first: BaseTemplate) -> None:
-    if type(m) not in FLEET_STRATEGIES:
-        names = ", ".join(c.__name__ for c in FLEET_STRATEGIES)
+    if type(m) not in fleet_classes():
+        names = ", ".join(c.__name__ for c in fleet_classes())
         _fail(f"supports {names} strategies, got {type(m).__name__}")
     if type(m) is not type(first):
         _fail(f"members must use one strategy, got {type(first).__name__} and {type(m).__name__}")

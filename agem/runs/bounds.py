@@ -1,8 +1,9 @@
 """Refuse, before anything is allocated, sizes that cannot fit in this machine's memory.
 
 Estimates (float32 inputs, parameters and their gradient and optimizer buffers) of what
-the run's largest pieces will hold: the replay buffer, the episodic memory of A-GEM/GEM,
-and the model. A setting whose piece alone exceeds the memory available fails with one
+the run's largest pieces will hold: the memory pieces its strategy's registry entry names
+(the replay buffer, the episodic memory of A-GEM/GEM, ...), and the model. A setting
+whose piece alone exceeds the memory available fails with one
 line naming the flag.
 """
 
@@ -13,6 +14,7 @@ import os
 
 from agem.benchmarks.streams import Benchmark
 from agem.runs.config import RunConfig, flag
+from agem.strategies.registry import get_strategy
 
 FLOAT = 4
 
@@ -43,17 +45,17 @@ def estimates(config: RunConfig, benchmark: Benchmark) -> dict[str, tuple[int, s
     pattern = int(x.numel()) * FLOAT + 16  # input, label and task label
     n_train = max(len(e.dataset) for e in benchmark.train_stream)  # type: ignore[arg-type]
     out: dict[str, tuple[int, str]] = {}
-    if config.strategy == "replay":
-        out["mem_size"] = (config.mem_size * pattern, "the replay buffer")
-    if config.strategy in ("agem", "gem"):
-        stored = min(config.patterns_per_experience, n_train) * len(benchmark.train_stream)
-        out["patterns_per_experience"] = (stored * pattern, "the episodic memory")
+    spec = get_strategy(config.strategy)
+    options = config.to_dict()
+    for piece in spec.memory:
+        stored = piece.patterns(options, n_train, len(benchmark.train_stream))
+        out[piece.option] = (stored * pattern, piece.what)
     if config.model == "mlp":
         sizes = [int(x.numel()), *config.hidden_sizes, max(benchmark.n_classes, 1)]
         params = sum(a * b + b for a, b in itertools.pairwise(sizes))
-        # weights, gradients, optimizer buffers, and A-GEM's two flat gradient buffers
+        # weights, gradients, optimizer buffers, and the method's flat gradient buffers
         copies = 3 + (2 if config.optimizer != "sgd" else 1)
-        copies += 2 if config.strategy == "agem" else 0
+        copies += spec.gradient_buffers
         out["hidden_sizes"] = (params * FLOAT * copies, "the model and its gradients")
     return out
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agem.benchmarks.ranges import parse_range
 from agem.benchmarks.registry import BENCHMARKS, get
+from agem.strategies.registry import get_strategy, strategy_names, strategy_specs
 
-STRATEGIES = ("naive", "agem", "gem", "replay", "ewc", "cumulative")
 MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
@@ -33,8 +33,6 @@ MAX_EXPERIENCES = 1000  # the evaluation alone is quadratic in the number of exp
 MAX_THREADS = 1024
 MAX_LAYER = 2**20
 MAX_FLEET = 1024
-FLEET_STRATEGIES = ("naive", "agem", "replay")
-GRAPH_STRATEGIES = ("naive", "agem")
 
 # fields whose command-line flag is not simply --field-name
 _FLAGS = {"download": "--no-download", "checkpoint": "--no-checkpoint"}
@@ -45,66 +43,49 @@ def flag(name: str) -> str:
     return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
-@dataclass(frozen=True)
-class _Rule:
-    """How one field is checked: its kind, bounds and choices; None allowed or not."""
+GROUPS = ("run", "evaluation and logging", "agem / gem", "replay", "ewc")
 
-    kind: str  # int, float, str, bool, sizes
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a run, described once: how it is checked (kind, bounds, choices,
+    None allowed), its command-line help and group, and, for a switch, the value its
+    flag sets. The command line and sweeps are generated from these."""
+
+    kind: str  # int, float, str, bool, sizes, range
+    help: str
+    group: str = "run"
     low: float | None = None
     high: float | None = None
     above: bool = False  # the low bound is exclusive
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
     optional: bool = False
+    switch: bool | None = None  # a flag without a value that sets this value
+
+    def allowed(self) -> tuple[str, ...]:
+        """The choices, read now (a registry may have grown)."""
+        return self.choices() if callable(self.choices) else self.choices
 
 
-_RULES: dict[str, _Rule] = {
-    "benchmark": _Rule("str"),  # checked against the registry
-    "n_experiences": _Rule("int", 1, MAX_EXPERIENCES, optional=True),
-    "train_subset": _Rule("int", 1, optional=True),
-    "experiences": _Rule("range", optional=True),
-    "data_dir": _Rule("str", optional=True),
-    "download": _Rule("bool"),
-    "task_labels": _Rule("bool"),
-    "strategy": _Rule("str", choices=STRATEGIES),
-    "model": _Rule("str", choices=MODELS),
-    "hidden_sizes": _Rule("sizes", 1, MAX_LAYER),
-    "epochs": _Rule("int", 1),
-    "lr": _Rule("float", 0, above=True),
-    "optimizer": _Rule("str", choices=OPTIMIZERS),
-    "momentum": _Rule("float", 0),
-    "weight_decay": _Rule("float", 0),
-    "batch_size": _Rule("int", 1),
-    "eval_batch_size": _Rule("int", 1),
-    "seed": _Rule("int", 0, MAX_SEED),
-    "device": _Rule("str"),
-    "threads": _Rule("int", 1, MAX_THREADS, optional=True),
-    "checkpoint": _Rule("bool"),
-    "patterns_per_experience": _Rule("int", 1),
-    "sample_size": _Rule("int", 1),
-    "sampling": _Rule("str", choices=SAMPLINGS),
-    "memory_strength": _Rule("float", 0),
-    "mem_size": _Rule("int", 1),
-    "ewc_lambda": _Rule("float", 0),
-    "ewc_mode": _Rule("str", choices=EWC_MODES),
-    "decay_factor": _Rule("float", 0, 1),
-    "lca_beta": _Rule("int", 0, optional=True),
-    "lca_test_size": _Rule("int", 0),
-    "log_every": _Rule("int", 1),
-    "logger": _Rule("str"),  # comma-separated LOGGERS, checked in RunConfig
-    "fleet": _Rule("int", 1, MAX_FLEET),
-    "cuda_graph": _Rule("bool"),
-}
+def setting(default: Any, kind: str, help: str, **rule: Any) -> Any:
+    """A `RunConfig` field with its `Setting` (see there) as metadata."""
+    return field(default=default, metadata={"setting": Setting(kind, help, **rule)})
 
 
-def _describe(rule: _Rule) -> str:
+def settings() -> dict[str, Setting]:
+    """Every field of `RunConfig` and its `Setting`, in field order."""
+    return {f.name: f.metadata["setting"] for f in dataclasses.fields(RunConfig)}
+
+
+def _describe(rule: Setting) -> str:
     kind = {"int": "an integer", "float": "a finite number", "str": "a string"}.get(
         rule.kind,
         {"bool": "a true/false value", "range": "a range START:STOP like 3:20"}.get(
             rule.kind, "a list of sizes"
         ),
     )
-    if rule.choices:
-        kind = "one of " + ", ".join(rule.choices)
+    if rule.allowed():
+        kind = "one of " + ", ".join(rule.allowed())
     low, high = (None if v is None else int(v) if v == int(v) else v for v in (rule.low, rule.high))
     if low is not None and high is not None:
         kind += f" in {low}..{high}"
@@ -115,7 +96,7 @@ def _describe(rule: _Rule) -> str:
 
 def _check(name: str, value: Any) -> Any:
     """`value` checked against field `name`'s rule (ints as floats where floats are due)."""
-    rule = _RULES[name]
+    rule = settings()[name]
     bad = ValueError(f"{flag(name)} must be {_describe(rule)}, got {value!r}")
     if value is None:
         if rule.optional:
@@ -136,7 +117,7 @@ def _check(name: str, value: Any) -> Any:
     if rule.kind == "str":
         if not isinstance(value, str) or not value:
             raise bad
-        if rule.choices and value not in rule.choices:
+        if rule.allowed() and value not in rule.allowed():
             raise bad
         return value
     if rule.kind == "sizes":
@@ -146,7 +127,7 @@ def _check(name: str, value: Any) -> Any:
     return _number(bad, rule, value, integer=rule.kind == "int")
 
 
-def _number(bad: ValueError, rule: _Rule, value: Any, *, integer: bool) -> Any:
+def _number(bad: ValueError, rule: Setting, value: Any, *, integer: bool) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise bad
     if integer and not isinstance(value, int):
@@ -189,82 +170,218 @@ class RunConfig:
     `agem.core.captured_step` and `agem.fleet`).
     """
 
-    benchmark: str = DEFAULT_BENCHMARK
-    n_experiences: int | None = None
-    train_subset: int | None = None
-    experiences: str | None = None
-    data_dir: str | None = None
-    download: bool = True
-    task_labels: bool = False
-    strategy: str = "agem"
-    model: str = "mlp"
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    epochs: int = 1
-    lr: float = 0.1
-    optimizer: str = "sgd"
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    batch_size: int = 10
-    eval_batch_size: int = 1000
-    seed: int = 0
-    device: str = "cpu"
-    threads: int | None = None
-    checkpoint: bool = True
-    patterns_per_experience: int = 250
-    sample_size: int = 256
-    sampling: str = "uniform"
-    memory_strength: float = 0.5
-    mem_size: int = 1000
-    ewc_lambda: float = 10.0
-    ewc_mode: str = "separate"
-    decay_factor: float = 1.0
-    lca_beta: int | None = 10
-    lca_test_size: int = 500
-    log_every: int = 10
-    logger: str = "csv,tensorboard"
-    fleet: int = 1
-    cuda_graph: bool = False
+    benchmark: str = setting(
+        DEFAULT_BENCHMARK, "str", "benchmark to run", choices=lambda: tuple(sorted(BENCHMARKS))
+    )
+    n_experiences: int | None = setting(
+        None,
+        "int",
+        "number of experiences (default: the benchmark's)",
+        low=1,
+        high=MAX_EXPERIENCES,
+        optional=True,
+    )
+    train_subset: int | None = setting(
+        None,
+        "int",
+        "permuted/rotated benchmarks: training samples kept per experience (the A-GEM "
+        "paper's MNIST protocol uses 10000; default: all of them)",
+        low=1,
+        optional=True,
+    )
+    experiences: str | None = setting(
+        None,
+        "range",
+        "train and evaluate on this range START:STOP of the benchmark's experiences only,"
+        " renumbered from 0: 0:3 to choose hyperparameters, 3:20 to report (default: all)",
+        optional=True,
+    )
+    data_dir: str | None = setting(
+        None,
+        "str",
+        "folder holding the dataset files; only this folder is searched (default: "
+        "$AGEM_DATA, else ~/.cache/agem, then system folders)",
+        optional=True,
+    )
+    download: bool = setting(
+        True,
+        "bool",
+        "never download datasets (default: download when missing)",
+        switch=False,
+    )
+    task_labels: bool = setting(
+        False,
+        "bool",
+        "split benchmarks: one task label and head per experience (default: one head)",
+        switch=True,
+    )
+    strategy: str = setting("agem", "str", "continual-learning method", choices=strategy_names)
+    model: str = setting("mlp", "str", "network", choices=MODELS)
+    hidden_sizes: tuple[int, ...] = setting(
+        (256, 256),
+        "sizes",
+        "MLP hidden layer sizes, comma-separated",
+        low=1,
+        high=MAX_LAYER,
+    )
+    epochs: int = setting(1, "int", "epochs per experience", low=1)
+    lr: float = setting(0.1, "float", "learning rate", low=0, above=True)
+    optimizer: str = setting("sgd", "str", "optimizer", choices=OPTIMIZERS)
+    momentum: float = setting(0.0, "float", "SGD momentum", low=0)
+    weight_decay: float = setting(0.0, "float", "L2 weight decay (AdamW: decoupled)", low=0)
+    batch_size: int = setting(10, "int", "training minibatch size", low=1)
+    eval_batch_size: int = setting(1000, "int", "evaluation minibatch size", low=1)
+    seed: int = setting(0, "int", "random seed (0 to 2**32-1)", low=0, high=MAX_SEED)
+    device: str = setting("cpu", "str", "torch device, e.g. cpu, cuda, cuda:1")
+    threads: int | None = setting(
+        None,
+        "int",
+        "torch CPU threads (default: 1 for a model without convolutions and with at most "
+        "5M parameters on the CPU, else torch's choice)",
+        low=1,
+        high=MAX_THREADS,
+        optional=True,
+    )
+    checkpoint: bool = setting(
+        True,
+        "bool",
+        "do not write a checkpoint after each experience, so the run cannot be resumed "
+        "(default: a checkpoint after each experience)",
+        switch=False,
+    )
+    patterns_per_experience: int = setting(
+        250,
+        "int",
+        "episodic memory patterns stored per experience",
+        low=1,
+        group="agem / gem",
+    )
+    sample_size: int = setting(
+        256,
+        "int",
+        "A-GEM: memory patterns per reference gradient",
+        low=1,
+        group="agem / gem",
+    )
+    sampling: str = setting(
+        "uniform",
+        "str",
+        "A-GEM: memory sampling (uniform is the paper's)",
+        choices=SAMPLINGS,
+        group="agem / gem",
+    )
+    memory_strength: float = setting(
+        0.5,
+        "float",
+        "GEM: margin added to the projection",
+        low=0,
+        group="agem / gem",
+    )
+    mem_size: int = setting(1000, "int", "replay buffer size", low=1, group="replay")
+    ewc_lambda: float = setting(
+        10.0,
+        "float",
+        "EWC penalty weight (with SGD lr 0.1, 100 diverges)",
+        low=0,
+        group="ewc",
+    )
+    ewc_mode: str = setting("separate", "str", "EWC mode", choices=EWC_MODES, group="ewc")
+    decay_factor: float = setting(
+        1.0,
+        "float",
+        "EWC online mode: Fisher decay",
+        low=0,
+        high=1,
+        group="ewc",
+    )
+    lca_beta: int | None = setting(
+        10,
+        "int",
+        "minibatches in the LCA learning curve",
+        low=0,
+        optional=True,
+        group="evaluation and logging",
+    )
+    lca_test_size: int = setting(
+        500,
+        "int",
+        "test samples per LCA evaluation (0: the whole test set)",
+        low=0,
+        group="evaluation and logging",
+    )
+    log_every: int = setting(
+        10,
+        "int",
+        "training-loss points in metrics.csv / TensorBoard every N iterations",
+        low=1,
+        group="evaluation and logging",
+    )
+    logger: str = setting(
+        "csv,tensorboard",
+        "str",
+        "loggers, comma-separated: csv (metrics.csv), tensorboard (events and "
+        "hyperparameters), wandb (Weights & Biases; needs agem[wandb], WANDB_MODE=offline"
+        " writes locally)",
+        group="evaluation and logging",
+    )
+    fleet: int = setting(
+        1,
+        "int",
+        "train K runs (seeds seed..seed+K-1) in lockstep in one process, into OUT/seed<s>"
+        " (naive, agem, replay with the mlp)",
+        low=1,
+        high=MAX_FLEET,
+    )
+    cuda_graph: bool = setting(
+        False,
+        "bool",
+        "capture the training step in a CUDA graph (naive, agem; CUDA devices only; "
+        "default: eager steps)",
+        switch=True,
+    )
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = _check(field.name, getattr(self, field.name))
-            object.__setattr__(self, field.name, value)
+        for name in self.field_names():
+            object.__setattr__(self, name, _check(name, getattr(self, name)))
         object.__setattr__(self, "logger", ",".join(_logger_names(self.logger)))
-        if self.benchmark not in BENCHMARKS:
-            known = ", ".join(sorted(BENCHMARKS))
-            raise ValueError(f"--benchmark must be one of {known}, got {self.benchmark!r}")
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"--momentum applies to --optimizer sgd, not {self.optimizer}")
         self._check_fleet_and_graph()
 
     def _check_fleet_and_graph(self) -> None:
-        """`fleet` and `cuda_graph` apply to some strategies and models only."""
+        """`fleet` and `cuda_graph` apply to some strategies (the registry says which, and
+        with which option values) and models only."""
+        spec = get_strategy(self.strategy)
         if self.cuda_graph:
-            if self.strategy not in GRAPH_STRATEGIES:
+            if not spec.graph:
+                capable = [s.name for s in strategy_specs() if s.graph]
                 raise ValueError(
-                    f"--cuda-graph supports --strategy {', '.join(GRAPH_STRATEGIES)}, "
-                    f"not {self.strategy}"
+                    f"--cuda-graph supports --strategy {', '.join(capable)}, not {self.strategy}"
                 )
             if not self.device.startswith("cuda"):
                 raise ValueError(
                     f"--cuda-graph needs a CUDA device (--device cuda), got {self.device!r}"
                 )
-            if self.strategy == "agem" and self.sampling != "uniform":
-                raise ValueError("--cuda-graph supports --sampling uniform")
+            self._check_requires("--cuda-graph", spec.graph_requires)
             if self.task_labels:
                 raise ValueError("--cuda-graph supports single-head models (no --task-labels)")
         if self.fleet == 1:
             return
-        if self.strategy not in FLEET_STRATEGIES:
+        if not spec.fleet:
+            capable = [s.name for s in strategy_specs() if s.fleet]
             raise ValueError(
-                f"--fleet supports --strategy {', '.join(FLEET_STRATEGIES)}, not {self.strategy}"
+                f"--fleet supports --strategy {', '.join(capable)}, not {self.strategy}"
             )
         if self.model != "mlp" or self.task_labels:
             raise ValueError("--fleet supports --model mlp without --task-labels")
-        if self.strategy == "agem" and self.sampling != "uniform":
-            raise ValueError("--fleet supports --sampling uniform")
+        self._check_requires("--fleet", spec.fleet_requires)
         if self.seed + self.fleet - 1 > MAX_SEED:
             raise ValueError(f"--fleet {self.fleet} from --seed {self.seed} passes {MAX_SEED}")
+
+    def _check_requires(self, what: str, requires: Mapping[str, Any]) -> None:
+        for name, value in requires.items():
+            if getattr(self, name) != value:
+                raise ValueError(f"{what} supports {flag(name)} {value}")
 
     # ---- conversions -------------------------------------------------------------
     @classmethod

@@ -10,8 +10,8 @@ from torch import nn
 from agem import models
 from agem.benchmarks.streams import Benchmark
 from agem.core.template import BaseTemplate
-from agem.runs.config import MODELS, STRATEGIES, RunConfig
-from agem.strategies import AGEM, EWC, GEM, Cumulative, Naive, Replay
+from agem.runs.config import MODELS, RunConfig
+from agem.strategies.registry import get_strategy
 
 
 def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...]) -> nn.Module:
@@ -70,37 +70,6 @@ def build_strategy(
     options: dict[str, Any],
     common: dict[str, Any],
 ) -> BaseTemplate:
-    """The strategy `name` with its own `options` and the `common` template arguments."""
-    if name == "naive":
-        return Naive(model, optimizer, **common)
-    if name == "agem":
-        return AGEM(
-            model,
-            optimizer,
-            patterns_per_experience=options["patterns_per_experience"],
-            sample_size=options["sample_size"],
-            sampling=options["sampling"],
-            **common,
-        )
-    if name == "gem":
-        return GEM(
-            model,
-            optimizer,
-            patterns_per_experience=options["patterns_per_experience"],
-            memory_strength=options["memory_strength"],
-            **common,
-        )
-    if name == "replay":
-        return Replay(model, optimizer, mem_size=options["mem_size"], **common)
-    if name == "ewc":
-        return EWC(
-            model,
-            optimizer,
-            ewc_lambda=options["ewc_lambda"],
-            mode=options["ewc_mode"],
-            decay_factor=options["decay_factor"] if options["ewc_mode"] == "online" else None,
-            **common,
-        )
-    if name == "cumulative":
-        return Cumulative(model, optimizer, **common)
-    raise ValueError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
+    """The strategy `name` (see `agem.strategies.registry`) with its own options from
+    `options` and the `common` template arguments."""
+    return get_strategy(name).build(model, optimizer, options, common)

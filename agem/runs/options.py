@@ -16,16 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from agem.benchmarks.registry import BENCHMARKS
-from agem.runs.config import (
-    EWC_MODES,
-    MODELS,
-    OPTIMIZERS,
-    SAMPLINGS,
-    STRATEGIES,
-    RunConfig,
-    flag,
-)
+from agem.runs.config import GROUPS, RunConfig, Setting, flag, settings
 
 
 class UsageError(Exception):
@@ -37,97 +28,6 @@ class OptionParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
-
-
-# field -> (group, help); the order is that of `agem run --help`
-_HELP: dict[str, tuple[str, str]] = {
-    "benchmark": ("run", "benchmark to run"),
-    "n_experiences": ("run", "number of experiences (default: the benchmark's)"),
-    "train_subset": (
-        "run",
-        "permuted/rotated benchmarks: training samples kept per experience "
-        "(the A-GEM paper's MNIST protocol uses 10000; default: all of them)",
-    ),
-    "experiences": (
-        "run",
-        "train and evaluate on this range START:STOP of the benchmark's experiences only, "
-        "renumbered from 0: 0:3 to choose hyperparameters, 3:20 to report (default: all)",
-    ),
-    "data_dir": (
-        "run",
-        "folder holding the dataset files; only this folder is searched "
-        "(default: $AGEM_DATA, else ~/.cache/agem, then system folders)",
-    ),
-    "download": ("run", "never download datasets (default: download when missing)"),
-    "task_labels": (
-        "run",
-        "split benchmarks: one task label and head per experience (default: one head)",
-    ),
-    "strategy": ("run", "continual-learning method"),
-    "model": ("run", "network"),
-    "hidden_sizes": ("run", "MLP hidden layer sizes, comma-separated"),
-    "epochs": ("run", "epochs per experience"),
-    "lr": ("run", "learning rate"),
-    "optimizer": ("run", "optimizer"),
-    "momentum": ("run", "SGD momentum"),
-    "weight_decay": ("run", "L2 weight decay (AdamW: decoupled)"),
-    "batch_size": ("run", "training minibatch size"),
-    "eval_batch_size": ("run", "evaluation minibatch size"),
-    "seed": ("run", "random seed (0 to 2**32-1)"),
-    "device": ("run", "torch device, e.g. cpu, cuda, cuda:1"),
-    "threads": (
-        "run",
-        "torch CPU threads (default: 1 for a model without convolutions and with at most "
-        "5M parameters on the CPU, else torch's choice)",
-    ),
-    "checkpoint": (
-        "run",
-        "do not write a checkpoint after each experience, so the run cannot be resumed "
-        "(default: a checkpoint after each experience)",
-    ),
-    "fleet": (
-        "run",
-        "train K runs (seeds seed..seed+K-1) in lockstep in one process, into OUT/seed<s> "
-        "(naive, agem, replay with the mlp)",
-    ),
-    "cuda_graph": (
-        "run",
-        "capture the training step in a CUDA graph (naive, agem; CUDA devices only; "
-        "default: eager steps)",
-    ),
-    "lca_beta": ("evaluation and logging", "minibatches in the LCA learning curve"),
-    "lca_test_size": (
-        "evaluation and logging",
-        "test samples per LCA evaluation (0: the whole test set)",
-    ),
-    "log_every": (
-        "evaluation and logging",
-        "training-loss points in metrics.csv / TensorBoard every N iterations",
-    ),
-    "logger": (
-        "evaluation and logging",
-        "loggers, comma-separated: csv (metrics.csv), tensorboard (events and "
-        "hyperparameters), wandb (Weights & Biases; needs agem[wandb], WANDB_MODE=offline "
-        "writes locally)",
-    ),
-    "patterns_per_experience": ("agem / gem", "episodic memory patterns stored per experience"),
-    "sample_size": ("agem / gem", "A-GEM: memory patterns per reference gradient"),
-    "sampling": ("agem / gem", "A-GEM: memory sampling (uniform is the paper's)"),
-    "memory_strength": ("agem / gem", "GEM: margin added to the projection"),
-    "mem_size": ("replay", "replay buffer size"),
-    "ewc_lambda": ("ewc", "EWC penalty weight (with SGD lr 0.1, 100 diverges)"),
-    "ewc_mode": ("ewc", "EWC mode"),
-    "decay_factor": ("ewc", "EWC online mode: Fisher decay"),
-}
-
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "strategy": STRATEGIES,
-    "model": MODELS,
-    "optimizer": OPTIMIZERS,
-    "sampling": SAMPLINGS,
-    "ewc_mode": EWC_MODES,
-}
-_SWITCHES = {"download": False, "checkpoint": False, "task_labels": True, "cuda_graph": True}
 
 
 def _integer(text: str) -> int:
@@ -159,7 +59,7 @@ def _sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected sizes like 256,256, got {text!r}") from None
 
 
-_TYPES: dict[str, Any] = {"int": _integer, "float": _number}
+_TYPES: dict[str, Any] = {"int": _integer, "float": _number, "sizes": _sizes}
 
 
 def _show(value: Any) -> str:
@@ -189,8 +89,8 @@ FOLDER_OPTIONS: dict[str, RunOption] = {
 def run_options() -> dict[str, RunOption]:
     """Every `agem run` option by key (`foo_bar` for `--foo-bar`)."""
     options = dict(FOLDER_OPTIONS)
-    for name in _HELP:
-        option = RunOption(flag(name), name not in _SWITCHES)
+    for name, described in settings().items():
+        option = RunOption(flag(name), described.switch is None)
         options[option.flag[2:].replace("-", "_")] = option
         if name == "lca_beta":
             options["no_lca"] = RunOption("--no-lca", False)
@@ -233,38 +133,36 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "flags given beside it override them (default: the defaults shown here)",
     )
     defaults = RunConfig()
-    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for name, (group_name, text) in _HELP.items():
-        group = groups.get(group_name)
-        if group is None:
-            group = groups[group_name] = p.add_argument_group(group_name)
-        default = getattr(defaults, name)
-        kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS}
-        if name in _SWITCHES:
-            kwargs.update(action="store_const", const=_SWITCHES[name], help=text)
+    described = settings()
+    for group_name in GROUPS:
+        group = p.add_argument_group(group_name)
+        for name, setting in described.items():
+            if setting.group == group_name:
+                _add_flag(group, name, setting, getattr(defaults, name))
+
+
+def _add_flag(group: argparse._ArgumentGroup, name: str, setting: Setting, default: Any) -> None:
+    """The flag of one `RunConfig` field, as its `Setting` describes it."""
+    kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS}
+    text = setting.help
+    if setting.switch is not None:
+        kwargs.update(action="store_const", const=setting.switch, help=text)
+    else:
+        kwargs["help"] = text if "default:" in text else f"{text} (default: {_show(default)})"
+        if setting.allowed():
+            kwargs["choices"] = setting.allowed()
         else:
-            kwargs["help"] = text if "default:" in text else f"{text} (default: {_show(default)})"
-            if name == "hidden_sizes":
-                kwargs["type"] = _sizes
-            elif name == "benchmark":
-                kwargs["choices"] = sorted(BENCHMARKS)
-            elif name in _CHOICES:
-                kwargs["choices"] = _CHOICES[name]
-            else:
-                kind = fields[name].type
-                kind = str(kind).split("|")[0].strip()
-                kwargs["type"] = _TYPES.get(kind, str)
-        group.add_argument(flag(name), **kwargs)
-        if name == "lca_beta":
-            group.add_argument(
-                "--no-lca",
-                dest="lca_beta",
-                action="store_const",
-                const=None,
-                default=argparse.SUPPRESS,
-                help="do not record LCA curves (default: record them)",
-            )
+            kwargs["type"] = _TYPES.get(setting.kind, str)
+    group.add_argument(flag(name), **kwargs)
+    if name == "lca_beta":
+        group.add_argument(
+            "--no-lca",
+            dest="lca_beta",
+            action="store_const",
+            const=None,
+            default=argparse.SUPPRESS,
+            help="do not record LCA curves (default: record them)",
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

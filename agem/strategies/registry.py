@@ -1,0 +1,182 @@
+"""The one table of strategies a run can name (`agem run --strategy NAME`).
+
+For each strategy, a `StrategySpec` says its command-line name, its class, the run options
+it reads (and the constructor keyword each one feeds), whether a fleet can train it and
+whether its step can be captured in a CUDA graph (with the option values both need), and
+which of its options set a piece of memory (for the check that a run fits before it
+starts). The run layer reads this table to validate a config, build the strategy, warn
+about options a strategy ignores and estimate memory; the fleet reads which classes it
+trains; sweeps accept what the config accepts. A new method is one `register` call here
+(plus a `RunConfig` field for each new option).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+from torch.optim import Optimizer
+
+from agem.core.template import BaseTemplate
+from agem.strategies.agem import AGEM
+from agem.strategies.cumulative import Cumulative
+from agem.strategies.ewc import EWC
+from agem.strategies.gem import GEM
+from agem.strategies.naive import Naive
+from agem.strategies.replay import Replay
+
+
+@dataclass(frozen=True)
+class MemoryPiece:
+    """Patterns a strategy stores, as its options set them: `patterns(options, n_train,
+    n_experiences)` with `n_train` the largest experience's training set size."""
+
+    option: str  # the option that sets the size, named in the error
+    what: str  # e.g. "the replay buffer"
+    patterns: Callable[[Mapping[str, Any], int, int], int]
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """One strategy: everything the run layer, the command line and the fleet know of it.
+
+    `options` maps each run option the strategy reads to its constructor keyword;
+    `arguments`, when given, computes the keywords from the options instead (for options
+    that depend on one another). `fleet_requires` / `graph_requires` are option values a
+    fleet / a captured step needs beside the capability itself. `gradient_buffers`
+    counts the flat copies of the gradient the method keeps (for the memory estimate).
+    """
+
+    name: str
+    cls: type[BaseTemplate]
+    options: Mapping[str, str] = field(default_factory=dict)
+    arguments: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    fleet: bool = False
+    graph: bool = False
+    fleet_requires: Mapping[str, Any] = field(default_factory=dict)
+    graph_requires: Mapping[str, Any] = field(default_factory=dict)
+    memory: tuple[MemoryPiece, ...] = ()
+    gradient_buffers: int = 0
+
+    def keywords(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor keywords for the run options `options` (all of a config's)."""
+        if self.arguments is not None:
+            return self.arguments(options)
+        return {keyword: options[option] for option, keyword in self.options.items()}
+
+    def build(
+        self,
+        model: nn.Module,
+        optimizer: Optimizer,
+        options: Mapping[str, Any],
+        common: Mapping[str, Any],
+    ) -> BaseTemplate:
+        """The strategy, with its own keywords from `options` and the `common` template
+        arguments (minibatch sizes, device, seed, plugins, evaluator, ...)."""
+        return self.cls(model, optimizer, **self.keywords(options), **common)
+
+
+_STRATEGIES: dict[str, StrategySpec] = {}
+
+
+def register(spec: StrategySpec) -> StrategySpec:
+    """Add `spec` to the table (a ValueError if its name is taken)."""
+    if spec.name in _STRATEGIES:
+        raise ValueError(f"a strategy named {spec.name!r} is registered already")
+    _STRATEGIES[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove the strategy `name` from the table (e.g. one a test registered)."""
+    _STRATEGIES.pop(name, None)
+
+
+def strategy_names() -> tuple[str, ...]:
+    """The names `--strategy` accepts, in the order they were registered."""
+    return tuple(_STRATEGIES)
+
+
+def get_strategy(name: str) -> StrategySpec:
+    """The spec of strategy `name` (a ValueError naming the choices if unknown)."""
+    spec = _STRATEGIES.get(name)
+    if spec is None:
+        known = ", ".join(_STRATEGIES)
+        raise ValueError(f"unknown strategy {name!r}; choose one of: {known}")
+    return spec
+
+
+def strategy_specs() -> tuple[StrategySpec, ...]:
+    """Every registered strategy."""
+    return tuple(_STRATEGIES.values())
+
+
+def readers(option: str) -> tuple[str, ...]:
+    """The strategies that read run option `option` (empty: not a strategy option)."""
+    return tuple(s.name for s in _STRATEGIES.values() if option in s.options)
+
+
+def _episodic(options: Mapping[str, Any], n_train: int, n_experiences: int) -> int:
+    return min(options["patterns_per_experience"], n_train) * n_experiences
+
+
+def _ewc_arguments(options: Mapping[str, Any]) -> dict[str, Any]:
+    online = options["ewc_mode"] == "online"
+    return {
+        "ewc_lambda": options["ewc_lambda"],
+        "mode": options["ewc_mode"],
+        "decay_factor": options["decay_factor"] if online else None,
+    }
+
+
+_EPISODIC = MemoryPiece("patterns_per_experience", "the episodic memory", _episodic)
+
+register(StrategySpec("naive", Naive, fleet=True, graph=True))
+register(
+    StrategySpec(
+        "agem",
+        AGEM,
+        options={
+            "patterns_per_experience": "patterns_per_experience",
+            "sample_size": "sample_size",
+            "sampling": "sampling",
+        },
+        fleet=True,
+        graph=True,
+        fleet_requires={"sampling": "uniform"},
+        graph_requires={"sampling": "uniform"},
+        memory=(_EPISODIC,),
+        gradient_buffers=2,
+    )
+)
+register(
+    StrategySpec(
+        "gem",
+        GEM,
+        options={
+            "patterns_per_experience": "patterns_per_experience",
+            "memory_strength": "memory_strength",
+        },
+        memory=(_EPISODIC,),
+    )
+)
+register(
+    StrategySpec(
+        "replay",
+        Replay,
+        options={"mem_size": "mem_size"},
+        fleet=True,
+        memory=(MemoryPiece("mem_size", "the replay buffer", lambda o, n, e: o["mem_size"]),),
+    )
+)
+register(
+    StrategySpec(
+        "ewc",
+        EWC,
+        options={"ewc_lambda": "ewc_lambda", "ewc_mode": "mode", "decay_factor": "decay_factor"},
+        arguments=_ewc_arguments,
+    )
+)
+register(StrategySpec("cumulative", Cumulative))
