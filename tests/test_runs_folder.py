@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from runs_support import TINY, agem, one_line_error, results, temp_files
 
 from agem.cli.main import main
 from agem.data import write_idx
+from agem.reporting.compare import load_run, run_status
+from agem.runs.folder import RunFolder
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = (
@@ -263,3 +266,21 @@ def test_gzip_copy_is_read(tmp_path: Path) -> None:
     with gzip.open(data / FASHION_FILES[1]) as f:
         assert f.read(4) == b"\x00\x00\x08\x01"
     assert os.access(data / FASHION_FILES[0], os.R_OK)
+
+
+@pytest.mark.parametrize(
+    ("results", "expected"),
+    [
+        ({"status": "interrupted", "total_seconds": 1.0}, "interrupted"),
+        ({"A_T": 0.5, "total_seconds": 3.0}, "complete"),  # before statuses: finished
+        ({"A_T": 0.5}, "running"),  # before statuses: no total time, not finished
+    ],
+)
+def test_one_status_rule_for_every_reader(
+    tmp_path: Path, results: dict[str, Any], expected: str
+) -> None:
+    """The run folder, `agem compare` and sweeps read a results.json's status alike."""
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert RunFolder(tmp_path).status() == expected
+    assert load_run(tmp_path).status == expected == run_status(results)
+    assert run_status(None) == "not started" and RunFolder(tmp_path / "none").status() is None

@@ -54,10 +54,12 @@ class RunRecord:
 
 
 def run_status(results: dict[str, Any] | None) -> str:
-    """The status recorded in results.json.
+    """The status of a run folder from its results.json: the one rule every reader uses
+    (`agem compare`, sweeps, `RunFolder.status`, so `--resume`).
 
-    Results written before statuses were recorded count as complete once they hold the
-    total time, which was only written when training had finished.
+    "not started" without results; the recorded "status" when there is one; results
+    written before statuses were recorded count as complete once they hold the total
+    time (those versions wrote it only when training had finished), else as running.
     """
     if results is None:
         return "not started"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agem.atomic import TMP_SUFFIX, write_atomic
+from agem.reporting.compare import run_status
 
 STATUSES = ("running", "complete", "interrupted", "failed", "diverged")
 LOCK = ".lock"
@@ -196,7 +197,7 @@ class RunFolder:
         return data
 
     def status(self) -> str | None:
-        """The status recorded in results.json (None when there is none)."""
+        """The status of results.json as `agem.reporting.compare.run_status` reads it (the
+        one rule for every reader of run folders); None when there is no results.json."""
         results = self.read_json("results.json")
-        status = results.get("status") if results else None
-        return status if status in STATUSES else None
+        return None if results is None else run_status(results)
