@@ -197,70 +197,104 @@ def fisher_diagonal(
         raise ValueError(f"method must be one of {FISHER_METHODS}, got {method!r}")
     model = strategy.model
     params = _trainable(model)
-    names = list(params)
-    if not names:
+    if not params:
         return {}
-    fisher = {
-        n: torch.zeros_like(p, memory_format=torch.contiguous_format) for n, p in params.items()
-    }
-    requested = method
-    linears: dict[str, nn.Linear] = {}
-    if method in ("auto", "linear"):
-        try:
-            linears = _linear_modules(model, params)
-            method = "linear"
-        except _NotLinear:
-            if method == "linear":
-                raise ValueError("method 'linear' needs a model of Linear layers only") from None
-            method = "vmap"
-    n_params = sum(p.numel() for p in params.values())
-    sub = max(1, min(1024, _CHUNK_FLOATS // n_params))  # per-sample gradients held at once
-    detached = {n: p.detach() for n, p in params.items()}
-    per_sample = _per_sample_fn(model, strategy.criterion, names)
+    fisher = _FisherSums(strategy, params, method)
     was_training = model.training
     model.eval()
-    count = 0
     try:
         for x, y, t in batches(
             dataset,
-            1024 if method == "linear" else sub,
+            fisher.chunk,
             shuffle=False,
             generator=None,
             device=strategy.device,
             num_workers=num_workers,
             default_task=default_task,
         ):
-            count += int(y.shape[0])
-            if method == "linear":
-                try:
-                    _linear_chunk(strategy, linears, fisher, x, y, t)
-                    continue
-                except _NotLinear:
-                    if requested == "linear":
-                        raise ValueError(
-                            "method 'linear' does not apply: a Linear layer is called more "
-                            "than once or on inputs that are not [batch, features]"
-                        ) from None
-                    method = "vmap"  # exact too: earlier chunks stay valid
-            for start in range(0, int(y.shape[0]), sub):
-                xs, ys, ts = x[start : start + sub], y[start : start + sub], t[start : start + sub]
-                if method == "vmap":
-                    try:
-                        grads = per_sample(detached, xs, ys, ts)
-                        for n in names:
-                            fisher[n] += grads[n].pow(2).sum(0)
-                        continue
-                    except (RuntimeError, NotImplementedError, ValueError) as err:
-                        warnings.warn(
-                            f"EWC: torch.func cannot compute per-sample gradients of this "
-                            f"model ({type(err).__name__}: {err}); looping over samples",
-                            stacklevel=2,
-                        )
-                        method = "loop"
-                _loop_chunk(strategy, params, fisher, xs, ys, ts)
+            fisher.add(x, y, t)
     finally:
         model.train(was_training)
-    return {n: f / max(count, 1) for n, f in fisher.items()}
+    return fisher.mean()
+
+
+class _FisherSums:
+    """Sums of squared per-sample gradients, by the first of the linear shortcut, vmap
+    and the per-sample loop that applies (each exact: a switch keeps earlier sums)."""
+
+    def __init__(
+        self, strategy: BaseTemplate, params: dict[str, nn.Parameter], method: str
+    ) -> None:
+        self.strategy = strategy
+        self.params = params
+        self.requested = method
+        self.sums = {
+            n: torch.zeros_like(p, memory_format=torch.contiguous_format) for n, p in params.items()
+        }
+        self.count = 0
+        self.linears: dict[str, nn.Linear] = {}
+        self.method = "vmap" if method == "auto" else method
+        if method in ("auto", "linear"):
+            try:
+                self.linears = _linear_modules(strategy.model, params)
+                self.method = "linear"
+            except _NotLinear:
+                if method == "linear":
+                    raise ValueError(
+                        "method 'linear' needs a model of Linear layers only"
+                    ) from None
+        n_params = sum(p.numel() for p in params.values())
+        self.sub = max(1, min(1024, _CHUNK_FLOATS // n_params))  # per-sample gradients at once
+        self.chunk = 1024 if self.method == "linear" else self.sub
+        self.detached = {n: p.detach() for n, p in params.items()}
+        self.per_sample = _per_sample_fn(strategy.model, strategy.criterion, list(params))
+
+    def add(self, x: Tensor, y: Tensor, t: Tensor) -> None:
+        """Add the squared per-sample gradients of one chunk of samples."""
+        self.count += int(y.shape[0])
+        if self.method == "linear" and self._add_linear(x, y, t):
+            return
+        for start in range(0, int(y.shape[0]), self.sub):
+            part = slice(start, start + self.sub)
+            xs, ys, ts = x[part], y[part], t[part]
+            if self.method == "vmap" and self._add_vmap(xs, ys, ts):
+                continue
+            _loop_chunk(self.strategy, self.params, self.sums, xs, ys, ts)
+
+    def _add_linear(self, x: Tensor, y: Tensor, t: Tensor) -> bool:
+        """The linear shortcut; False (and vmap from now on) where it does not apply."""
+        try:
+            _linear_chunk(self.strategy, self.linears, self.sums, x, y, t)
+            return True
+        except _NotLinear:
+            if self.requested == "linear":
+                raise ValueError(
+                    "method 'linear' does not apply: a Linear layer is called more "
+                    "than once or on inputs that are not [batch, features]"
+                ) from None
+            self.method = "vmap"
+            return False
+
+    def _add_vmap(self, x: Tensor, y: Tensor, t: Tensor) -> bool:
+        """Per-sample gradients with torch.func; False (and the loop from now on, with a
+        warning) where torch.func cannot compute them."""
+        try:
+            grads = self.per_sample(self.detached, x, y, t)
+        except (RuntimeError, NotImplementedError, ValueError) as err:
+            warnings.warn(
+                f"EWC: torch.func cannot compute per-sample gradients of this "
+                f"model ({type(err).__name__}: {err}); looping over samples",
+                stacklevel=4,
+            )
+            self.method = "loop"
+            return False
+        for n, g in grads.items():
+            self.sums[n] += g.pow(2).sum(0)
+        return True
+
+    def mean(self) -> ParamDict:
+        """The Fisher diagonal: the sums over the samples added."""
+        return {n: f / max(self.count, 1) for n, f in self.sums.items()}
 
 
 class EWCPlugin(Plugin):
