@@ -43,3 +43,13 @@ def test_architecture_lists_the_callback_order_and_the_contract() -> None:
     contract = doc.split("## Plugin contract", 1)[1]
     for hook in TRAIN_HOOKS:
         assert f"| `{hook}`" in contract, hook  # every training hook says what it may change
+
+
+def test_architecture_names_every_package_and_its_layer() -> None:
+    """docs/ARCHITECTURE.md names each package and top-level module of agem/."""
+    doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    package = ROOT / "agem"
+    names = [p.name for p in package.iterdir() if p.is_dir() and any(p.glob("*.py"))]
+    names += [p.name for p in package.glob("*.py") if p.name != "__init__.py"]
+    missing = [n for n in sorted(names) if f"agem/{n}" not in doc]
+    assert not missing, f"docs/ARCHITECTURE.md does not name {missing}"
