@@ -26,8 +26,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout, even if pi
 echo "== GPU tests (captured step, fleet on the GPU, captured fleet folders and resume)"
 "$PY" -m pytest --version >/dev/null 2>&1 || "$PY" -m pip install -q pytest \
   || echo "pytest is not available: tests cannot run"
-timeout 150 "$PY" -m pytest -p no:cacheprovider -x -q -rs tests/test_cuda_graph.py \
-  tests/test_fleet_runs.py 2>&1 | tail -20
+timeout 150 "$PY" -m pytest -p no:cacheprovider -x -q -rs tests/core/test_captured_step.py \
+  tests/runs/test_fleet_run.py 2>&1 | tail -20
 tests_rc=${PIPESTATUS[0]}
 echo "GPU tests exit status $tests_rc"
 

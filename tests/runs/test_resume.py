@@ -14,9 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runs_support import METRICS, TINY, agem, one_line_error, results, start, temp_files, wait_for
 
 from agem.cli.main import main
+from tests.helpers.runs import (
+    METRICS,
+    TINY,
+    agem,
+    one_line_error,
+    results,
+    start,
+    temp_files,
+    wait_for,
+)
 
 PAUSE = (
     "checkpoint.pt:0.5"  # every checkpoint write pauses between the temporary file and the rename

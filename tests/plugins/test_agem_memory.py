@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from chi_square import chisquare
 from torch import Tensor
 
 import agem
 from agem.benchmarks import TensorDataset, from_tensors
 from agem.plugins import AGEMPlugin
+from tests.helpers.chi_square import chisquare
 
 P_MIN = 1e-4  # a correct sampler fails a test at this level about once in 10,000 runs
 

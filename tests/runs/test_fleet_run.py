@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from runs_support import TINY, agem, one_line_error, results, start, wait_for
 
 from agem.cli.main import main
+from tests.helpers.runs import TINY, agem, one_line_error, results, start, wait_for
 
 FLEET = ["--strategy", "agem", "--fleet", "2", "--seed", "3"]
 

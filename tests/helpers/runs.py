@@ -60,7 +60,7 @@ sys.exit(main(sys.argv[1:]))
 def env(**extra: str) -> dict[str, str]:
     """The test's environment, with the worktree importable and `extra` set."""
     out = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     out["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [out.get("PYTHONPATH")])])
     out["MPLCONFIGDIR"] = out.get("MPLCONFIGDIR", "/tmp/agem-test-mpl")
     out.update(extra)

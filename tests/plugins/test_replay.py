@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import torch
-from chi_square import chisquare
 
 import agem
 from agem.benchmarks import from_tensors
 from agem.plugins import Plugin, ReplayPlugin
+from tests.helpers.chi_square import chisquare
 
 
 def _inclusion_by_arrival(

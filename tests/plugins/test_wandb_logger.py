@@ -15,7 +15,7 @@ from agem.reporting.plots import write_run_plots
 
 wandb = pytest.importorskip("wandb", reason="needs pip install 'agem[wandb]'")
 
-from wandb_records import history  # noqa: E402
+from tests.helpers.wandb_records import history  # noqa: E402
 
 
 @pytest.fixture()

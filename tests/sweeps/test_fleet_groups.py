@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from runs_support import assert_no_process_mentions
 
 from agem.cli.main import main
 from agem.sweeps.runner import fleets, plan
 from agem.sweeps.spec import parse_spec
+from tests.helpers.runs import assert_no_process_mentions
 
 GRID = """
 [base]

@@ -301,7 +301,7 @@ def _script(name: str) -> Any:
     import importlib.util
     import sys
 
-    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
     sys.path.insert(0, str(scripts))  # sampling_study imports benchmark_agem
     try:
         spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from runs_support import TINY, agem, one_line_error, results, temp_files
 
 from agem.cli.main import main
 from agem.data import write_idx
 from agem.reporting.compare import load_run, run_status
 from agem.runs.folder import RunFolder
+from tests.helpers.runs import TINY, agem, one_line_error, results, temp_files
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = (

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runs_support import assert_no_process_mentions
+
+from tests.helpers.runs import assert_no_process_mentions
 
 pytestmark = pytest.mark.slow
 

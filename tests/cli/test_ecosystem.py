@@ -114,7 +114,7 @@ def test_tensorboard_logger_writes_hyperparameters_with_final_metrics(tmp_path: 
 @pytest.mark.slow
 def test_wandb_logger_from_the_command_line_offline(tmp_path: Path) -> None:
     pytest.importorskip("wandb", reason="needs pip install 'agem[wandb]'")
-    from wandb_records import history
+    from tests.helpers.wandb_records import history
 
     out = tmp_path / "run"
     env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}

@@ -1,0 +1,1 @@
+"""Helpers the tests share: run processes, chi-square, W&B offline records."""
