@@ -50,11 +50,14 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset, Subset
 
 from agem import metrics
-from agem.benchmarks.streams import Experience, as_tensor_dataset
+from agem.benchmarks.streams import Experience
 from agem.core.clock import Clock
+from agem.core.evaluation.lca import LCA_ORIGIN, LCAProbe
+from agem.core.evaluation.statistics import TrainingStatistics
+
+__all__ = ["EVAL_EVERY", "LCA_ORIGIN", "Evaluated", "EvaluationPlugin", "peak_rss_bytes"]
 from agem.core.plugin import Plugin, check_settings
 from agem.models.multitask import MultiTaskModule
 
@@ -80,9 +83,6 @@ class Evaluated(Protocol):
 
 
 EVAL_EVERY = (None, "experience")
-LCA_ORIGIN = "lca"  # `origin_stream` of the capped test experiences used for LCA curves
-_LCA_SUBSET_SEED = 20190101  # fixed: every run probes the same test samples
-_FOLD_EVERY = 256  # training minibatches whose predictions are compared in one block
 
 
 def peak_rss_bytes() -> int | None:
@@ -176,25 +176,12 @@ class EvaluationPlugin(Plugin):
         self._loss_sum: Tensor | None = None
         self._count = 0
         self._probing = False
-        self._probe_points: list[Tensor] = []
-        self._probe_size = 0
-        self._probe_exp: Experience | None = None
-        self._probe_cache: dict[int, Experience] = {}
+        self._lca = LCAProbe(beta=self.lca_beta, test_size=self.lca_test_size)
+        self._statistics = TrainingStatistics()
         self._seen_tests: dict[int, Experience] = {}  # test sets the user evaluated
-        self._lca_left = 0
-        self._lca_seconds = 0.0
         self._training_exp: int | None = None
         self._trained_any = False  # a minibatch of the current experience was trained
         self._exp_start = 0.0
-        self._train_loss: Tensor | None = None
-        self._train_correct: Tensor | None = None
-        self._train_count = 0
-        # losses, sizes, argmax and labels of recent minibatches, summed in blocks so that
-        # an iteration costs one device op (the argmax)
-        self._losses: list[Tensor] = []
-        self._sizes: list[int] = []
-        self._preds: list[Tensor] = []
-        self._labels: list[Tensor] = []
 
     # ---- which matrix row an evaluation fills -------------------------------------
     def _row(self, strategy: Evaluated) -> int:
@@ -260,94 +247,45 @@ class EvaluationPlugin(Plugin):
         self.trained[row:] = []
         self.trained += [-1] * (row - len(self.trained)) + [k]  # -1: trained before it saw
         self._trained_any = False
-        self._lca_seconds = 0.0
-        self._probe_points = []
-        self._lca_left = 0
-        self._probe_exp = self._lca_experience(k) if self.lca_beta is not None else None
+        lca = self._lca
+        lca.start(lca.capped(k, self._test_experience(k)) if self.lca_beta is not None else None)
         self._exp_start = time.perf_counter()
-        if self._probe_exp is not None:
+        if lca.experience is not None:
             self._probe(strategy, kwargs)  # b = 0: before the first minibatch
-            self._lca_left = self.lca_beta or 0
-
-    def _lca_experience(self, k: int) -> Experience | None:
-        """Experience k's test set, capped to `lca_test_size` samples (cached)."""
-        if k in self._probe_cache:
-            return self._probe_cache[k]
-        test = self._test_experience(k)
-        if test is None:
-            return None
-        dataset: Dataset[Any] = test.dataset
-        n = len(test)
-        if self.lca_test_size is not None and n > self.lca_test_size:
-            g = torch.Generator().manual_seed(_LCA_SUBSET_SEED + k)
-            idx = torch.randperm(n, generator=g)[: self.lca_test_size].sort().values
-            tensors = as_tensor_dataset(dataset)
-            dataset = tensors.subset(idx) if tensors is not None else Subset(dataset, idx.tolist())
-        probe = Experience(dataset, k, test.task_label, test.classes_in_this_experience, LCA_ORIGIN)
-        self._probe_cache[k] = probe
-        return probe
+            lca.left = self.lca_beta or 0
 
     def _probe(self, strategy: Evaluated, kwargs: dict[str, Any]) -> None:
-        assert self._probe_exp is not None
+        """One LCA probe: evaluate the capped test set, keep the count on the device."""
+        assert self._lca.experience is not None
         start = time.perf_counter()
         self._probing = True
         try:
-            strategy.eval(self._probe_exp, **kwargs)
+            strategy.eval(self._lca.experience, **kwargs)
         finally:
             self._probing = False
         assert self._correct is not None
-        self._probe_points.append(self._correct)
-        self._probe_size = self._count
-        self._lca_seconds += time.perf_counter() - start
+        self._lca.record(self._correct, self._count, time.perf_counter() - start)
 
     def before_training_epoch(self, strategy: Evaluated, **kwargs: Any) -> None:
-        self._train_loss = torch.zeros((), dtype=torch.float64, device=strategy.device)
-        self._train_correct = torch.zeros((), dtype=torch.long, device=strategy.device)
-        self._train_count = 0
-        self._losses, self._sizes, self._preds, self._labels = [], [], [], []
-
-    def _fold(self) -> None:
-        """Add the buffered minibatches to the epoch's loss sum and correct count."""
-        if self._losses and self._train_loss is not None and self._train_correct is not None:
-            losses = torch.stack(self._losses).to(torch.float64)
-            if len(set(self._sizes)) == 1:
-                self._train_loss.add_(losses.sum(), alpha=self._sizes[0])
-            else:  # a last, smaller minibatch: once per epoch
-                sizes = torch.tensor(self._sizes, dtype=torch.float64).to(losses.device)
-                self._train_loss.add_((losses * sizes).sum())
-            right = torch.cat(self._preds) == torch.cat(self._labels)
-            self._train_correct.add_(right.sum())
-        self._losses, self._sizes, self._preds, self._labels = [], [], [], []
+        self._statistics.start_epoch(strategy.device)
 
     def after_training_iteration(self, strategy: Evaluated, **kwargs: Any) -> None:
         self._trained_any = True
         # the criterion on the experience's own samples: without penalties or replay
         out, loss = strategy.mb_output, strategy.mb_loss
-        if out is not None and loss is not None and self._train_loss is not None:
-            y = strategy.mb_y
-            n = int(y.shape[0])
-            value = loss.detach()
-            self._losses.append(value if value.dim() == 0 else value.mean())
-            self._sizes.append(n)
-            self._preds.append(out.detach().argmax(dim=-1))
-            self._labels.append(y)
-            self._train_count += n
-            if len(self._losses) >= _FOLD_EVERY:
-                self._fold()
-        if self._lca_left > 0:  # python int: no device work after the first beta iterations
-            self._lca_left -= 1
+        if out is not None and loss is not None and self._statistics.started:
+            self._statistics.add(loss, out, strategy.mb_y)
+        if self._lca.left > 0:  # python int: no device work after the first beta iterations
+            self._lca.left -= 1
             self._probe(strategy, kwargs)
 
     def after_training_epoch(self, strategy: Evaluated, **kwargs: Any) -> None:
-        self._fold()
-        if self._train_loss is None or self._train_correct is None or not self._train_count:
+        epoch = self._statistics.epoch()
+        if epoch is None:
             return
         exp = strategy.experience
         assert exp is not None
-        loss, correct = torch.stack(
-            [self._train_loss, self._train_correct.to(torch.float64)]
-        ).tolist()
-        n = self._train_count
+        loss, accuracy, n = epoch
         self.training.append(
             {
                 "experience": exp.current_experience,
@@ -355,8 +293,8 @@ class EvaluationPlugin(Plugin):
                 "iterations": strategy.clock.train_epoch_iterations,
                 "train_iterations": strategy.clock.train_iterations,
                 "samples": n,
-                "loss": loss / n,
-                "accuracy": correct / n,
+                "loss": loss,
+                "accuracy": accuracy,
             }
         )
 
@@ -366,20 +304,15 @@ class EvaluationPlugin(Plugin):
         k = exp.current_experience
         if strategy.device.type == "cuda":
             torch.cuda.synchronize(strategy.device)  # once per experience, for the timing
-        seconds = time.perf_counter() - self._exp_start - self._lca_seconds
-        if self._probe_points:
-            n = max(self._probe_size, 1)
-            curve = [c / n for c in torch.stack(self._probe_points).tolist()]
-            beta = self.lca_beta or 0
-            curve += [curve[-1]] * (beta + 1 - len(curve))  # experience shorter than beta
+        seconds = time.perf_counter() - self._exp_start - self._lca.seconds
+        curve = self._lca.curve()
+        if curve is not None:
             self.lca_curves[k] = curve
-            self.lca_test_sizes[k] = self._probe_size
-            self._probe_points = []
-        self._lca_left = 0
+            self.lca_test_sizes[k] = self._lca.size
         self.experiences[k] = {
             "experience": k,
             "train_seconds": seconds,
-            "lca_seconds": self._lca_seconds,
+            "lca_seconds": self._lca.seconds,
             "epochs": strategy.clock.train_exp_epochs,
             "iterations": strategy.clock.train_exp_iterations,
         }
@@ -431,7 +364,7 @@ class EvaluationPlugin(Plugin):
         self._current[j] = (acc, loss)
         if self.eval_stream is None and self._seen_tests.get(j) is not exp:
             self._seen_tests[j] = exp
-            self._probe_cache.pop(j, None)
+            self._lca.forget(j)
         row = self._row(strategy)
         if row < 0:
             self.initial_accuracies[j] = acc
