@@ -112,7 +112,7 @@ def fleets(jobs: Sequence[Job], size: int) -> list[list[Job]]:
     groups: list[list[Job]] = []
     alike: dict[str, list[tuple[int, Job]]] = {}
     for job in jobs:
-        config = parse_run_argv(job.options)
+        config = job.config if job.config is not None else parse_run_argv(job.options)
         if not _fleet_capable(config):
             groups.append([job])
             continue

@@ -15,10 +15,11 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agem.runs.config import RunConfig
 from agem.runs.options import RunOption, UsageError, parse_run_argv, run_options
 
 if sys.version_info >= (3, 11):
@@ -37,12 +38,14 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Job:
-    """One grid point: its folder name, its grid values and its `agem run` options."""
+    """One grid point: its folder name, its grid values, its `agem run` options (what an
+    engine runs) and the `RunConfig` they stand for (checked when the spec is built)."""
 
     name: str
     values: Mapping[str, Any]
     options: tuple[str, ...]
     varying: tuple[str, ...] = ()
+    config: RunConfig | None = field(default=None, compare=False)
 
     @property
     def configuration(self) -> dict[str, Any]:
@@ -118,11 +121,11 @@ def _argv_for(key: str, value: Any, options: Mapping[str, RunOption], where: str
     raise SpecError(f"{where}: option {key!r} has an unusable {type(value).__name__} value")
 
 
-def _check_argv(argv: list[str], name: str) -> None:
-    """Parse `agem run <argv>` with the real parser and build its `RunConfig` (which
-    checks every value); the complaint becomes a SpecError."""
+def _check_argv(argv: list[str], name: str) -> RunConfig:
+    """The `RunConfig` of `agem run <argv>` (its options and every value checked); the
+    complaint becomes a SpecError."""
     try:
-        parse_run_argv(argv)
+        return parse_run_argv(argv)
     except UsageError as err:
         message = str(err).removeprefix("agem run: ")
         raise SpecError(f"run {name}: {message}") from None
@@ -216,8 +219,7 @@ def build_spec(data: Mapping[str, Any]) -> SweepSpec:
         if job.name in seen:
             raise SpecError(f"two grid points give the same run {job.name!r}")
         seen[job.name] = job
-    for job in jobs:
-        _check_argv(list(job.options), job.name)
+    jobs = [replace(job, config=_check_argv(list(job.options), job.name)) for job in jobs]
     return SweepSpec(dict(base), tuple(dict(g) for g in grids), tuple(jobs))
 
 
