@@ -17,6 +17,11 @@ STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
     "ewc_lambda": ("ewc",),
     "ewc_mode": ("ewc",),
     "decay_factor": ("ewc",),
+    "si_lambda": ("si",),
+    "si_xi": ("si",),
+    "mas_lambda": ("mas",),
+    "rwalk_lambda": ("rwalk",),
+    "rwalk_alpha": ("rwalk",),
 }
 
 #: option -> the models that read it

@@ -50,7 +50,10 @@ _HELP: dict[str, tuple[str, str]] = {
         "run",
         "split benchmarks: one task label and head per experience (default: one head)",
     ),
-    "strategy": ("run", "continual-learning method"),
+    "strategy": (
+        "run",
+        "continual-learning method (pnn: progressive networks, needs --task-labels)",
+    ),
     "model": ("run", "network"),
     "hidden_sizes": ("run", "MLP hidden layer sizes, comma-separated"),
     "epochs": ("run", "epochs per experience"),
@@ -103,8 +106,18 @@ _HELP: dict[str, tuple[str, str]] = {
     "memory_strength": ("agem / gem", "GEM: margin added to the projection"),
     "mem_size": ("replay", "replay buffer size"),
     "ewc_lambda": ("ewc", "EWC penalty weight (with SGD lr 0.1, 100 diverges)"),
-    "ewc_mode": ("ewc", "EWC mode"),
+    "ewc_mode": (
+        "ewc",
+        "EWC mode: separate (one Fisher per experience), online (one decayed Fisher), "
+        "running (the A-GEM paper's: one running Fisher, normalised, anchored at the last "
+        "experience's weights)",
+    ),
     "decay_factor": ("ewc", "EWC online mode: Fisher decay"),
+    "si_lambda": ("si / mas / rwalk", "SI (path integral) penalty weight"),
+    "si_xi": ("si / mas / rwalk", "SI damping xi of the importance's denominator"),
+    "mas_lambda": ("si / mas / rwalk", "MAS penalty weight"),
+    "rwalk_lambda": ("si / mas / rwalk", "RWalk penalty weight"),
+    "rwalk_alpha": ("si / mas / rwalk", "RWalk: weight of the newest Fisher in its moving average"),
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {

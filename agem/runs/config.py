@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STRATEGIES = ("naive", "agem", "gem", "replay", "ewc", "cumulative")
+STRATEGIES = ("naive", "agem", "gem", "replay", "ewc", "cumulative", "si", "mas", "rwalk", "pnn")
 MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
-EWC_MODES = ("separate", "online")
+EWC_MODES = ("separate", "online", "running")
 LOGGERS = ("csv", "tensorboard", "wandb")
 DEFAULT_BENCHMARK = "permuted_digits"
 
@@ -84,6 +84,11 @@ _RULES: dict[str, _Rule] = {
     "ewc_lambda": _Rule("float", 0),
     "ewc_mode": _Rule("str", choices=EWC_MODES),
     "decay_factor": _Rule("float", 0, 1),
+    "si_lambda": _Rule("float", 0),
+    "si_xi": _Rule("float", 0, above=True),
+    "mas_lambda": _Rule("float", 0),
+    "rwalk_lambda": _Rule("float", 0),
+    "rwalk_alpha": _Rule("float", 0, 1, above=True),
     "lca_beta": _Rule("int", 0, optional=True),
     "lca_test_size": _Rule("int", 0),
     "log_every": _Rule("int", 1),
@@ -217,6 +222,11 @@ class RunConfig:
     ewc_lambda: float = 10.0
     ewc_mode: str = "separate"
     decay_factor: float = 1.0
+    si_lambda: float = 0.01
+    si_xi: float = 1e-3
+    mas_lambda: float = 0.1
+    rwalk_lambda: float = 1.0
+    rwalk_alpha: float = 0.9
     lca_beta: int | None = 10
     lca_test_size: int = 500
     log_every: int = 10
@@ -237,6 +247,11 @@ class RunConfig:
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"--momentum applies to --optimizer sgd, not {self.optimizer}")
         self._check_fleet_and_graph()
+        if self.strategy == "pnn" and (not self.task_labels or self.model != "mlp"):
+            raise ValueError(
+                "--strategy pnn needs --task-labels and --model mlp "
+                "(one column and one head per task)"
+            )
 
     def _check_fleet_and_graph(self) -> None:
         """`fleet` and `cuda_graph` apply to some strategies and models only."""

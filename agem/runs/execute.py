@@ -148,7 +148,12 @@ class _Run:
             self.benchmark = select_experiences(self.benchmark, start, stop)
         check_fits(config, self.benchmark)
         torch.manual_seed(config.seed)  # the model's initial weights
-        model = build_model(config.model, self.benchmark, hidden_sizes=config.hidden_sizes)
+        model = build_model(
+            config.model,
+            self.benchmark,
+            hidden_sizes=config.hidden_sizes,
+            progressive=config.strategy == "pnn",
+        )
         apply_threads(config.threads, model, self.device)  # None: the rule for this model
         optimizer = build_optimizer(config, model)
         out = folder.path

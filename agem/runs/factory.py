@@ -12,8 +12,11 @@ from agem.runs.config import MODELS, STRATEGIES, RunConfig
 from agem.template import BaseTemplate
 
 
-def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...]) -> nn.Module:
-    """A model sized for the benchmark's inputs and classes (multi-head with task labels)."""
+def build_model(
+    name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...], progressive: bool = False
+) -> nn.Module:
+    """A model sized for the benchmark's inputs and classes (multi-head with task labels;
+    `progressive`: a `ProgressiveNet` of MLP columns, one per task)."""
     from agem import models
 
     first = benchmark.train_stream[0]
@@ -26,6 +29,10 @@ def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...
             1 + max(c for e in benchmark.train_stream for c in e.classes_in_this_experience),
         )
     )
+    if progressive:
+        if name != "mlp" or not benchmark.task_labels:
+            raise ValueError("a progressive network needs --model mlp and --task-labels")
+        return models.ProgressiveNet(int(x.numel()), hidden_sizes, n_out)
     if name == "mlp":
         cls = models.MultiHeadMLP if benchmark.task_labels else models.MLP
         return cls(int(x.numel()), hidden_sizes, n_out)
@@ -105,4 +112,20 @@ def build_strategy(
         )
     if name == "cumulative":
         return agem.Cumulative(model, optimizer, **common)
+    if name == "si":
+        return agem.SI(
+            model, optimizer, si_lambda=options["si_lambda"], si_xi=options["si_xi"], **common
+        )
+    if name == "mas":
+        return agem.MAS(model, optimizer, mas_lambda=options["mas_lambda"], **common)
+    if name == "rwalk":
+        return agem.RWalk(
+            model,
+            optimizer,
+            rwalk_lambda=options["rwalk_lambda"],
+            rwalk_alpha=options["rwalk_alpha"],
+            **common,
+        )
+    if name == "pnn":
+        return agem.PNN(model, optimizer, **common)
     raise ValueError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
