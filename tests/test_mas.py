@@ -36,8 +36,11 @@ def _hand(
         f = [float(w[k, 0] * x[n, 0] + w[k, 1] * x[n, 1] + b[k]) for k in range(2)]
         rows.append(
             torch.tensor(
-                [2 * f[0] * x[n, 0], 2 * f[0] * x[n, 1], 2 * f[1] * x[n, 0], 2 * f[1] * x[n, 1]]
-                + [2 * f[0], 2 * f[1]],
+                [
+                    *(2 * f[0] * x[n, 0], 2 * f[0] * x[n, 1]),
+                    *(2 * f[1] * x[n, 0], 2 * f[1] * x[n, 1]),
+                    *(2 * f[0], 2 * f[1]),
+                ],
                 dtype=torch.float64,
             )
         )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import methods_support as ms
 import pytest
 import torch
 
 import agem
 from agem.plugins import SIPlugin
-import methods_support as ms
 
 STEPS = 3
 
