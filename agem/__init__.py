@@ -3,17 +3,21 @@
 from agem import benchmarks, metrics, models, plugins
 from agem.core.clock import Clock
 from agem.core.template import BaseTemplate
-from agem.strategies import AGEM, EWC, GEM, Cumulative, Naive, Replay
+from agem.strategies import AGEM, EWC, GEM, MAS, PNN, SI, Cumulative, Naive, Replay, RWalk
 from agem.version import __version__
 
 __all__ = [
     "AGEM",
     "EWC",
     "GEM",
+    "MAS",
+    "PNN",
+    "SI",
     "BaseTemplate",
     "Clock",
     "Cumulative",
     "Naive",
+    "RWalk",
     "Replay",
     "__version__",
     "benchmarks",

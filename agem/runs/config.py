@@ -24,7 +24,7 @@ from agem.strategies.registry import get_strategy, strategy_names, strategy_spec
 MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
-EWC_MODES = ("separate", "online")
+EWC_MODES = ("separate", "online", "running")
 LOGGERS = ("csv", "tensorboard", "wandb")
 DEFAULT_BENCHMARK = "permuted_digits"
 
@@ -43,7 +43,7 @@ def flag(name: str) -> str:
     return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
-GROUPS = ("run", "evaluation and logging", "agem / gem", "replay", "ewc")
+GROUPS = ("run", "evaluation and logging", "agem / gem", "replay", "ewc", "si / mas / rwalk")
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,12 @@ class RunConfig:
         "split benchmarks: one task label and head per experience (default: one head)",
         switch=True,
     )
-    strategy: str = setting("agem", "str", "continual-learning method", choices=strategy_names)
+    strategy: str = setting(
+        "agem",
+        "str",
+        "continual-learning method (pnn: progressive networks, needs --task-labels)",
+        choices=strategy_names,
+    )
     model: str = setting("mlp", "str", "network", choices=MODELS)
     hidden_sizes: tuple[int, ...] = setting(
         (256, 256),
@@ -285,7 +290,15 @@ class RunConfig:
         low=0,
         group="ewc",
     )
-    ewc_mode: str = setting("separate", "str", "EWC mode", choices=EWC_MODES, group="ewc")
+    ewc_mode: str = setting(
+        "separate",
+        "str",
+        "EWC mode: separate (one Fisher per experience), online (one decayed Fisher), "
+        "running (the A-GEM paper's: one running Fisher, normalised, anchored at the last "
+        "experience's weights)",
+        choices=EWC_MODES,
+        group="ewc",
+    )
     decay_factor: float = setting(
         1.0,
         "float",
@@ -293,6 +306,35 @@ class RunConfig:
         low=0,
         high=1,
         group="ewc",
+    )
+    si_lambda: float = setting(
+        0.01,
+        "float",
+        "SI (path integral) penalty weight (its importance grows with every experience: "
+        "with plain SGD, lr * lambda too large diverges; see docs/METHODS.md)",
+        low=0,
+        group="si / mas / rwalk",
+    )
+    si_xi: float = setting(
+        1e-3,
+        "float",
+        "SI damping xi of the importance's denominator",
+        low=0,
+        above=True,
+        group="si / mas / rwalk",
+    )
+    mas_lambda: float = setting(0.1, "float", "MAS penalty weight", low=0, group="si / mas / rwalk")
+    rwalk_lambda: float = setting(
+        1.0, "float", "RWalk penalty weight", low=0, group="si / mas / rwalk"
+    )
+    rwalk_alpha: float = setting(
+        0.9,
+        "float",
+        "RWalk: weight of the newest Fisher in its moving average",
+        low=0,
+        high=1,
+        above=True,
+        group="si / mas / rwalk",
     )
     lca_beta: int | None = setting(
         10,
@@ -347,6 +389,12 @@ class RunConfig:
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"--momentum applies to --optimizer sgd, not {self.optimizer}")
         self._check_fleet_and_graph()
+        spec = get_strategy(self.strategy)
+        if spec.needs_task_labels and (not self.task_labels or self.model != "mlp"):
+            raise ValueError(
+                f"--strategy {self.strategy} needs --task-labels and --model mlp "
+                "(one column and one head per task)"
+            )
 
     def _check_fleet_and_graph(self) -> None:
         """`fleet` and `cuda_graph` apply to some strategies (the registry says which, and

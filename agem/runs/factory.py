@@ -14,8 +14,11 @@ from agem.runs.config import MODELS, RunConfig
 from agem.strategies.registry import get_strategy
 
 
-def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...]) -> nn.Module:
-    """A model sized for the benchmark's inputs and classes (multi-head with task labels)."""
+def build_model(
+    name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...], progressive: bool = False
+) -> nn.Module:
+    """A model sized for the benchmark's inputs and classes (multi-head with task labels;
+    `progressive`: a `ProgressiveNet` of MLP columns, one per task)."""
     first = benchmark.train_stream[0]
     x = first.dataset[0][0]
     n_out = (
@@ -26,6 +29,10 @@ def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...
             1 + max(c for e in benchmark.train_stream for c in e.classes_in_this_experience),
         )
     )
+    if progressive:
+        if name != "mlp" or not benchmark.task_labels:
+            raise ValueError("a progressive network needs --model mlp and --task-labels")
+        return models.ProgressiveNet(int(x.numel()), hidden_sizes, n_out)
     if name == "mlp":
         cls = models.MultiHeadMLP if benchmark.task_labels else models.MLP
         return cls(int(x.numel()), hidden_sizes, n_out)

@@ -30,6 +30,7 @@ from agem.runs.factory import build_model, build_optimizer, build_strategy
 from agem.runs.folder import RunFolder
 from agem.runs.lifecycle import Signals
 from agem.runtime import apply_threads
+from agem.strategies.registry import get_strategy
 
 CSV_NAME = "metrics.csv"
 EVENTS_PREFIX = "events.out.tfevents."
@@ -122,7 +123,12 @@ class SingleRun:
         """The model (seeded), its optimizer and the strategy of the config."""
         config = self.config
         torch.manual_seed(config.seed)  # the model's initial weights
-        model = build_model(config.model, self.benchmark, hidden_sizes=config.hidden_sizes)
+        model = build_model(
+            config.model,
+            self.benchmark,
+            hidden_sizes=config.hidden_sizes,
+            progressive=get_strategy(config.strategy).progressive,
+        )
         apply_threads(config.threads, model, self.device)  # None: the rule for this model
         optimizer = build_optimizer(config, model)
         common = {

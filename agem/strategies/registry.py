@@ -24,8 +24,12 @@ from agem.strategies.agem import AGEM
 from agem.strategies.cumulative import Cumulative
 from agem.strategies.ewc import EWC
 from agem.strategies.gem import GEM
+from agem.strategies.mas import MAS
 from agem.strategies.naive import Naive
+from agem.strategies.pnn import PNN
 from agem.strategies.replay import Replay
+from agem.strategies.rwalk import RWalk
+from agem.strategies.si import SI
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class StrategySpec:
     that depend on one another). `fleet_requires` / `graph_requires` are option values a
     fleet / a captured step needs beside the capability itself. `gradient_buffers`
     counts the flat copies of the gradient the method keeps (for the memory estimate).
+    `progressive`: the run builds a `ProgressiveNet` (MLP columns, one per task), which
+    needs task labels (`needs_task_labels`).
     """
 
     name: str
@@ -59,6 +65,8 @@ class StrategySpec:
     graph_requires: Mapping[str, Any] = field(default_factory=dict)
     memory: tuple[MemoryPiece, ...] = ()
     gradient_buffers: int = 0
+    progressive: bool = False  # its model is a ProgressiveNet: an MLP column per task
+    needs_task_labels: bool = False
 
     def keywords(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """The constructor keywords for the run options `options` (all of a config's)."""
@@ -180,3 +188,11 @@ register(
     )
 )
 register(StrategySpec("cumulative", Cumulative))
+register(StrategySpec("si", SI, options={"si_lambda": "si_lambda", "si_xi": "si_xi"}))
+register(StrategySpec("mas", MAS, options={"mas_lambda": "mas_lambda"}))
+register(
+    StrategySpec(
+        "rwalk", RWalk, options={"rwalk_lambda": "rwalk_lambda", "rwalk_alpha": "rwalk_alpha"}
+    )
+)
+register(StrategySpec("pnn", PNN, progressive=True, needs_task_labels=True))

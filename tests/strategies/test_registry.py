@@ -49,7 +49,10 @@ def toy() -> Iterator[StrategySpec]:
 
 
 def test_the_builtin_strategies_are_registered() -> None:
-    assert strategy_names()[:6] == ("naive", "agem", "gem", "replay", "ewc", "cumulative")
+    assert strategy_names()[:10] == (
+        *("naive", "agem", "gem", "replay", "ewc", "cumulative"),
+        *("si", "mas", "rwalk", "pnn"),
+    )
     assert [get_strategy(n).fleet for n in strategy_names()[:6]] == [1, 1, 0, 1, 0, 0]
     with pytest.raises(ValueError, match="unknown strategy 'nope'; choose one of: naive, agem"):
         get_strategy("nope")
@@ -66,7 +69,7 @@ def test_a_toy_strategy_appears_in_run_help(
     with pytest.raises(SystemExit) as done:
         main(["run", "--help"])
     assert done.value.code == 0
-    assert "ewc,cumulative,toy}" in capsys.readouterr().out
+    assert "rwalk,pnn,toy}" in capsys.readouterr().out
 
 
 def test_a_toy_strategy_is_accepted_by_sweeps_with_its_option_bounds(toy: StrategySpec) -> None:
