@@ -9,12 +9,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from test_runs_resume import PAUSE, assert_same_run
 
 from agem.cli.applicability import ignored_options
 from agem.cli.main import main
 from agem.runs.config import RunConfig
 from tests.helpers.runs import TINY, agem, one_line_error, results, start, temp_files, wait_for
+from tests.runs.test_resume import PAUSE, assert_same_run
 
 NEW = ("si", "mas", "rwalk", "pnn")
 EXTRA = {
