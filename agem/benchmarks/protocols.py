@@ -214,7 +214,9 @@ def permuted(
     """One fixed random pixel permutation per experience (the first one permuted too).
 
     Single head, the same classes in every experience. `train_subset` keeps that many
-    training samples (the same ones in every experience), as the A-GEM paper does.
+    training samples (the same ones in every experience), as the A-GEM authors' code did
+    from February 2019 (1,000, for the tiny-memories paper); the ICLR'19 A-GEM paper
+    trained on every sample.
     The seed fixes the subset and the permutations. `standardize` uses the mean and
     std of the (subset of the) training pixels.
     """

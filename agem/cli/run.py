@@ -32,8 +32,9 @@ _HELP: dict[str, tuple[str, str]] = {
     "n_experiences": ("run", "number of experiences (default: the benchmark's)"),
     "train_subset": (
         "run",
-        "permuted/rotated benchmarks: training samples kept per experience "
-        "(the A-GEM paper's MNIST protocol uses 10000; default: all of them)",
+        "permuted/rotated benchmarks: training samples kept per experience (the A-GEM "
+        "paper, ICLR'19, trains on all of them; its authors' later tiny-memories paper "
+        "keeps 1000; default: all of them)",
     ),
     "experiences": (
         "run",
