@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -184,12 +186,29 @@ def test_a_published_paper_sweep_trains_on_every_example(
     config = json.loads((naive / "config.json").read_text())
     assert config["train_subset"] is None and config["experiences"] == "3:5"
     assert _iterations(naive) == 2 * 6  # two tasks of all 60 examples, minibatches of 10
+    table = _results_table(out)
+    row = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
+    assert row["VAN"].startswith("| VAN | lr 0.03 | 1 | ") and "47.9 ± 1.32" in row["VAN"]
+    assert "| RWALK | lr 0.1, λ 1 | 1 |" in row["RWALK"]
+    assert len([r for r in row if r not in ("method", "")]) == 11  # header rule + 10 methods
+    ewc = next(r for r in runs if r.name.startswith("strategy-ewc"))
+    results = json.loads((ewc / "results.json").read_text())
+    (ewc / "results.json").write_text(json.dumps({**results, "status": "diverged"}))
+    assert "| EWC | lr 0.03, λ 10 | 0 of 1 (1 diverged) |  |" in _results_table(out)
     # the same run with a subset sees fewer: the count above is the data's size
     small = tmp_path / "small"
     rerun = ["run", "--config", str(naive / "config.json"), "--train-subset", "30"]
     assert main([*rerun, "--out", str(small)]) == 0
     capsys.readouterr()
     assert _iterations(small) == 2 * 3
+
+
+def _results_table(folder: Path) -> str:
+    script = Path(__file__).resolve().parent.parent / "scripts" / "results_table.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(folder)], capture_output=True, text=True, check=True
+    )
+    return done.stdout
 
 
 def test_published_refuses_what_it_cannot_honour(
