@@ -18,6 +18,8 @@ from typing import Any
 from agem.cli.applicability import ignored_options
 from agem.runs.config import (
     EWC_MODES,
+    FILLINGS,
+    INITS,
     MODELS,
     OPTIMIZERS,
     SAMPLINGS,
@@ -35,6 +37,11 @@ _HELP: dict[str, tuple[str, str]] = {
         "permuted/rotated benchmarks: training samples kept per experience (the A-GEM "
         "paper, ICLR'19, trains on all of them; its authors' later tiny-memories paper "
         "keeps 1000; default: all of them)",
+    ),
+    "fresh_subset": (
+        "run",
+        "permuted benchmarks: draw another --train-subset for each experience, as the A-GEM "
+        "authors' 1000-example code did (default: the same samples in every experience)",
     ),
     "experiences": (
         "run",
@@ -57,6 +64,11 @@ _HELP: dict[str, tuple[str, str]] = {
     ),
     "model": ("run", "network"),
     "hidden_sizes": ("run", "MLP hidden layer sizes, comma-separated"),
+    "init": (
+        "run",
+        "MLP initial weights: default (PyTorch's) or truncated_normal (the A-GEM authors' "
+        "code: weights from a normal of std 0.1 cut at 2 std, biases 0.1)",
+    ),
     "epochs": ("run", "epochs per experience"),
     "lr": ("run", "learning rate"),
     "optimizer": ("run", "optimizer"),
@@ -104,6 +116,11 @@ _HELP: dict[str, tuple[str, str]] = {
     "patterns_per_experience": ("agem / gem", "episodic memory patterns stored per experience"),
     "sample_size": ("agem / gem", "A-GEM: memory patterns per reference gradient"),
     "sampling": ("agem / gem", "A-GEM: memory sampling (uniform is the paper's)"),
+    "memory_filling": (
+        "agem / gem",
+        "which patterns of an experience are stored: random (uniform) or class_balanced "
+        "(an equal number per class, as the A-GEM authors' code stores 25 per class)",
+    ),
     "memory_strength": ("agem / gem", "GEM: margin added to the projection"),
     "mem_size": ("replay", "replay buffer size"),
     "ewc_lambda": ("ewc", "EWC penalty weight (with SGD lr 0.1, 100 diverges)"),
@@ -127,8 +144,16 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS,
     "sampling": SAMPLINGS,
     "ewc_mode": EWC_MODES,
+    "memory_filling": FILLINGS,
+    "init": INITS,
 }
-_SWITCHES = {"download": False, "checkpoint": False, "task_labels": True, "cuda_graph": True}
+_SWITCHES = {
+    "download": False,
+    "checkpoint": False,
+    "task_labels": True,
+    "cuda_graph": True,
+    "fresh_subset": True,
+}
 
 
 def _integer(text: str) -> int:

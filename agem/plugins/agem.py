@@ -26,11 +26,13 @@ from torch.utils.data import Dataset
 
 from agem.plugins.base import Plugin, check_settings
 from agem.plugins.memory import (
+    FILLINGS,
     BatchNorm,
     KeepBatchNormStats,
     batchnorm_modules,
     load_patterns,
     random_subset,
+    select_patterns,
 )
 
 if TYPE_CHECKING:
@@ -143,6 +145,9 @@ class AGEMPlugin(Plugin):
             each share walked through in a reshuffled order so that every stored pattern
             is used once before any is reused).
         seed: seeds the memory and sampling generators; default the strategy's seed.
+        memory_filling: "random" (patterns drawn uniformly from the experience) or
+            "class_balanced" (an equal number per class, as the authors' code stores
+            25 per class; see `agem.plugins.memory.select_patterns`).
 
     The memory stores model inputs (after the dataset's transform) with their labels and
     task labels; each pattern's task label is passed to multi-task models.
@@ -161,7 +166,11 @@ class AGEMPlugin(Plugin):
         *,
         sampling: str = "uniform",
         seed: int | None = None,
+        memory_filling: str = "random",
     ) -> None:
+        if memory_filling not in FILLINGS:
+            raise ValueError(f"memory_filling must be one of {FILLINGS}, got {memory_filling!r}")
+        self.memory_filling = memory_filling
         self.patterns_per_experience = _positive_int(
             "patterns_per_experience", patterns_per_experience
         )
@@ -229,7 +238,8 @@ class AGEMPlugin(Plugin):
         device: torch.device | str | None = None,
         task_label: int = 0,
     ) -> None:
-        """Add `patterns_per_experience` patterns of `dataset`, uniformly without replacement.
+        """Add `patterns_per_experience` patterns of `dataset`, uniformly without replacement
+        (or class-balanced, with `memory_filling="class_balanced"`).
 
         `dataset` is any map-style Dataset yielding (x, y) or (x, y, t); patterns without a
         task label get `task_label`. Only the selected patterns are loaded (in parallel
@@ -246,8 +256,10 @@ class AGEMPlugin(Plugin):
         self._ensure_generators(strategy, device)
         self._place(device)
         assert self._memory_gen is not None
-        k = min(self.patterns_per_experience, n)
-        idx = torch.randperm(n, generator=self._memory_gen)[:k]
+        idx = select_patterns(
+            dataset, self.patterns_per_experience, self._memory_gen, filling=self.memory_filling
+        )
+        k = len(idx)
         x, y, t = load_patterns(dataset, idx, num_workers=num_workers, task_label=task_label)
         x, y, t = x.to(device), y.to(device), t.to(device)
         if self.memory_x is None or self.memory_y is None or self.memory_t is None:

@@ -91,3 +91,46 @@ def random_subset(
     shape = (n,) if runs is None else (runs, n)
     keys = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
     return keys.topk(min(k, n), dim=-1, sorted=False).indices
+
+
+FILLINGS = ("random", "class_balanced")
+
+
+def dataset_labels(dataset: Dataset[Any]) -> Tensor:
+    """The integer labels of `dataset` (read directly from a tensor-backed one)."""
+    tensors = as_tensor_dataset(dataset)
+    if tensors is not None:
+        return tensors.y
+    n = len(dataset)  # type: ignore[arg-type]
+    return torch.tensor([int(dataset[i][1]) for i in range(n)], dtype=torch.long)
+
+
+def select_patterns(
+    dataset: Dataset[Any], k: int, generator: torch.Generator, *, filling: str = "random"
+) -> Tensor:
+    """The indices of the min(k, n) patterns of `dataset` to store in an episodic memory.
+
+    "random": uniformly without replacement. "class_balanced": as equal a number per
+    class as the classes' sizes allow (the A-GEM authors' 25 per class for 250 over 10
+    classes; a class with too few gives all it has and the rest goes to the others),
+    uniformly within each class. Drawn on the CPU from `generator`, once per experience.
+    """
+    if filling not in FILLINGS:
+        raise ValueError(f"memory filling must be one of {', '.join(FILLINGS)}, got {filling!r}")
+    n = len(dataset)  # type: ignore[arg-type]
+    k = min(k, n)
+    perm = torch.randperm(n, generator=generator)
+    if filling == "random":
+        return perm[:k]
+    labels = dataset_labels(dataset).cpu()[perm]
+    classes, counts = labels.unique(return_counts=True)
+    shares = [0] * len(classes)
+    left = k
+    while left > 0:  # equal shares, capped by each class's size
+        open_ = [c for c in range(len(classes)) if shares[c] < int(counts[c])]
+        base, extra = divmod(left, len(open_))
+        for rank, c in enumerate(open_):
+            shares[c] = min(int(counts[c]), shares[c] + base + (1 if rank < extra else 0))
+        left = k - sum(shares)
+    picked = [perm[labels == cls][:share] for cls, share in zip(classes, shares, strict=True)]
+    return torch.cat(picked)

@@ -21,6 +21,8 @@ STRATEGIES = ("naive", "agem", "gem", "replay", "ewc", "cumulative", "si", "mas"
 MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
+FILLINGS = ("random", "class_balanced")
+INITS = ("default", "truncated_normal")
 EWC_MODES = ("separate", "online", "running")
 LOGGERS = ("csv", "tensorboard", "wandb")
 DEFAULT_BENCHMARK = "permuted_digits"
@@ -58,6 +60,7 @@ _RULES: dict[str, _Rule] = {
     "benchmark": _Rule("str"),  # checked against the registry
     "n_experiences": _Rule("int", 1, MAX_EXPERIENCES, optional=True),
     "train_subset": _Rule("int", 1, optional=True),
+    "fresh_subset": _Rule("bool"),
     "experiences": _Rule("range", optional=True),
     "data_dir": _Rule("str", optional=True),
     "download": _Rule("bool"),
@@ -65,6 +68,7 @@ _RULES: dict[str, _Rule] = {
     "strategy": _Rule("str", choices=STRATEGIES),
     "model": _Rule("str", choices=MODELS),
     "hidden_sizes": _Rule("sizes", 1, MAX_LAYER),
+    "init": _Rule("str", choices=INITS),
     "epochs": _Rule("int", 1),
     "lr": _Rule("float", 0, above=True),
     "optimizer": _Rule("str", choices=OPTIMIZERS),
@@ -79,6 +83,7 @@ _RULES: dict[str, _Rule] = {
     "patterns_per_experience": _Rule("int", 1),
     "sample_size": _Rule("int", 1),
     "sampling": _Rule("str", choices=SAMPLINGS),
+    "memory_filling": _Rule("str", choices=FILLINGS),
     "memory_strength": _Rule("float", 0),
     "mem_size": _Rule("int", 1),
     "ewc_lambda": _Rule("float", 0),
@@ -196,6 +201,7 @@ class RunConfig:
     benchmark: str = DEFAULT_BENCHMARK
     n_experiences: int | None = None
     train_subset: int | None = None
+    fresh_subset: bool = False
     experiences: str | None = None
     data_dir: str | None = None
     download: bool = True
@@ -203,6 +209,7 @@ class RunConfig:
     strategy: str = "agem"
     model: str = "mlp"
     hidden_sizes: tuple[int, ...] = (256, 256)
+    init: str = "default"
     epochs: int = 1
     lr: float = 0.1
     optimizer: str = "sgd"
@@ -217,6 +224,7 @@ class RunConfig:
     patterns_per_experience: int = 250
     sample_size: int = 256
     sampling: str = "uniform"
+    memory_filling: str = "random"
     memory_strength: float = 0.5
     mem_size: int = 1000
     ewc_lambda: float = 10.0
@@ -244,9 +252,16 @@ class RunConfig:
         if self.benchmark not in BENCHMARKS:
             known = ", ".join(sorted(BENCHMARKS))
             raise ValueError(f"--benchmark must be one of {known}, got {self.benchmark!r}")
+        if self.fresh_subset and self.train_subset is None:
+            raise ValueError("--fresh-subset draws a --train-subset per experience: give one")
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"--momentum applies to --optimizer sgd, not {self.optimizer}")
         self._check_fleet_and_graph()
+        if self.init != "default" and (self.model != "mlp" or self.strategy == "pnn"):
+            raise ValueError(
+                f"--init {self.init} applies to --model mlp (not --strategy pnn, whose "
+                "columns are added during training)"
+            )
         if self.strategy == "pnn" and (not self.task_labels or self.model != "mlp"):
             raise ValueError(
                 "--strategy pnn needs --task-labels and --model mlp "
@@ -279,6 +294,8 @@ class RunConfig:
             raise ValueError("--fleet supports --model mlp without --task-labels")
         if self.strategy == "agem" and self.sampling != "uniform":
             raise ValueError("--fleet supports --sampling uniform")
+        if self.strategy == "agem" and self.memory_filling != "random":
+            raise ValueError("--fleet supports --memory-filling random")
         if self.seed + self.fleet - 1 > MAX_SEED:
             raise ValueError(f"--fleet {self.fleet} from --seed {self.seed} passes {MAX_SEED}")
 
