@@ -129,3 +129,89 @@ def test_the_options_from_the_command_line_and_a_sweep(
     )
     assert len(spec.jobs) == 4
     assert any("--memory-filling" in j.options and "--fresh-subset" in j.options for j in spec.jobs)
+
+
+def test_class_ring_keeps_each_class_last_examples_seen() -> None:
+    """Slots per class = 2; the rings hold, per class, the last two samples written, also
+    when one minibatch holds more of a class than its ring has slots."""
+    from agem.plugins.memory import ClassRing
+
+    ring = ClassRing([3, 7], 2, torch.device("cpu"))
+    stream = [(0.0, 3), (1.0, 7), (2.0, 3), (3.0, 3), (4.0, 7)]
+    ring.add(*_batch(stream))
+    ring.add(*_batch([(5.0, 3), (6.0, 3), (7.0, 3), (8.0, 7)]))  # three of class 3 at once
+    taken = ring.take()
+    assert taken is not None
+    x, y, _ = taken
+    kept = {
+        c: sorted(float(v) for v, lab in zip(x[:, 0], y, strict=True) if int(lab) == c)
+        for c in (3, 7)
+    }
+    assert kept == {3: [6.0, 7.0], 7: [4.0, 8.0]}
+    partial = ClassRing([0, 1], 3, torch.device("cpu"))
+    partial.add(*_batch([(1.0, 0)]))
+    taken = partial.take()
+    assert taken is not None and taken[1].tolist() == [0]  # an unfilled ring gives what it has
+
+
+def _batch(items: list[tuple[float, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    x = torch.tensor([[v] for v, _ in items])
+    y = torch.tensor([c for _, c in items])
+    return x, y, torch.zeros_like(y)
+
+
+def test_ring_buffer_agem_stores_the_last_examples_of_each_class(tmp_path: Path) -> None:
+    """An A-GEM run with ring-buffer filling: after each experience the memory holds
+    25 per class, and they are the last 25 of that class in the training order."""
+    import agem
+    from agem.benchmarks.streams import Benchmark
+
+    bm: Benchmark = permuted_digits(2, seed=0, train_subset=600)
+    torch.manual_seed(0)
+    model = MLP(64, (32,), 10)
+    seen: list[torch.Tensor] = []
+
+    class Record(agem.plugins.base.Plugin):
+        def after_training_iteration(self, strategy: agem.AGEM, **kwargs: object) -> None:
+            seen.append(strategy.mb_x.clone())
+
+    strategy = agem.AGEM(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        patterns_per_experience=250,
+        sample_size=64,
+        memory_filling="ring_buffer",
+        train_mb_size=10,
+        plugins=[Record()],
+        seed=0,
+    )
+    strategy.train(bm.train_stream[0])
+    plugin = strategy.agem_plugin
+    assert plugin.memory_y is not None and plugin.experience_sizes == [250]
+    assert torch.bincount(plugin.memory_y, minlength=10).tolist() == [25] * 10
+    order = torch.cat(seen)
+    labels = bm.train_stream[0].dataset.y  # type: ignore[attr-defined]
+    assert len(order) == 600  # one epoch of 60 minibatches
+    # identify each stored pattern's position in the training order by its input
+    assert plugin.memory_x is not None
+    positions = [int(((order - row).abs().sum(1) == 0).nonzero()[-1]) for row in plugin.memory_x]
+    mem_labels = plugin.memory_y.tolist()
+    batch_labels = _training_labels(order, bm, labels)
+    for c in range(10):
+        last = [i for i, lab in enumerate(batch_labels) if lab == c][-25:]
+        assert sorted(p for p, lab in zip(positions, mem_labels, strict=True) if lab == c) == last
+    strategy.train(bm.train_stream[1])
+    assert plugin.experience_sizes == [250, 250]
+    with pytest.raises(ValueError, match="ring_buffer applies to --strategy agem"):
+        RunConfig(strategy="gem", memory_filling="ring_buffer")
+
+
+def _training_labels(order: torch.Tensor, bm: object, labels: torch.Tensor) -> list[int]:
+    """The label of each trained input, found by matching it in the experience's data."""
+    ds = bm.train_stream[0].dataset  # type: ignore[attr-defined]
+    inputs = ds.batch(torch.arange(len(ds)))[0]
+    out = []
+    for row in order:
+        match = ((inputs - row).abs().sum(1) == 0).nonzero()
+        out.append(int(labels[int(match[0])]))
+    return out

@@ -118,8 +118,10 @@ _HELP: dict[str, tuple[str, str]] = {
     "sampling": ("agem / gem", "A-GEM: memory sampling (uniform is the paper's)"),
     "memory_filling": (
         "agem / gem",
-        "which patterns of an experience are stored: random (uniform) or class_balanced "
-        "(an equal number per class, as the A-GEM authors' code stores 25 per class)",
+        "which patterns of an experience are stored: random (uniform), class_balanced "
+        "(an equal number per class, as the A-GEM authors' code stores 25 per class) or, "
+        "A-GEM only, ring_buffer (each class's last examples seen while training, as their "
+        "later code does)",
     ),
     "memory_strength": ("agem / gem", "GEM: margin added to the projection"),
     "mem_size": ("replay", "replay buffer size"),

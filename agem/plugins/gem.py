@@ -128,8 +128,10 @@ class GEMPlugin(Plugin):
             )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"seed must be an integer or None, got {seed!r}")
-        if memory_filling not in FILLINGS:
-            raise ValueError(f"memory_filling must be one of {FILLINGS}, got {memory_filling!r}")
+        if memory_filling not in FILLINGS[:2]:
+            raise ValueError(
+                f"memory_filling must be one of {FILLINGS[:2]} for GEM, got {memory_filling!r}"
+            )
         self.memory_filling = memory_filling
         self.patterns_per_experience = patterns_per_experience
         self.memory_strength = float(memory_strength)

@@ -93,7 +93,7 @@ def random_subset(
     return keys.topk(min(k, n), dim=-1, sorted=False).indices
 
 
-FILLINGS = ("random", "class_balanced")
+FILLINGS = ("random", "class_balanced", "ring_buffer")
 
 
 def dataset_labels(dataset: Dataset[Any]) -> Tensor:
@@ -115,8 +115,10 @@ def select_patterns(
     classes; a class with too few gives all it has and the rest goes to the others),
     uniformly within each class. Drawn on the CPU from `generator`, once per experience.
     """
-    if filling not in FILLINGS:
-        raise ValueError(f"memory filling must be one of {', '.join(FILLINGS)}, got {filling!r}")
+    if filling not in FILLINGS[:2]:
+        raise ValueError(
+            f"memory filling must be one of {', '.join(FILLINGS[:2])}, got {filling!r}"
+        )
     n = len(dataset)  # type: ignore[arg-type]
     k = min(k, n)
     perm = torch.randperm(n, generator=generator)
@@ -134,3 +136,60 @@ def select_patterns(
         left = k - sum(shares)
     picked = [perm[labels == cls][:share] for cls, share in zip(classes, shares, strict=True)]
     return torch.cat(picked)
+
+
+class ClassRing:
+    """Per-class ring buffers filled from the training minibatches of one experience.
+
+    The A-GEM authors' code (from February 2019) writes every training example of the
+    current task into its class's ring of `per_class` slots as it is trained on, so that
+    at the task's end the memory holds the last `per_class` examples seen of each class.
+    Writes are vectorised on the device (no host synchronisation): each sample's slot is
+    its class's write count plus its rank among the minibatch's samples of that class,
+    modulo `per_class`; samples that a later one of the same minibatch would overwrite go
+    to a spare row. `take()` reads the filled slots once, at the experience's end.
+    """
+
+    def __init__(self, classes: list[int], per_class: int, device: torch.device) -> None:
+        if not classes or per_class < 1:
+            raise ValueError("a class ring needs at least one class and one slot per class")
+        self.per_class = per_class
+        self.n_classes = len(classes)
+        self.lookup = torch.full((max(classes) + 1,), -1, dtype=torch.long, device=device)
+        self.lookup[torch.tensor(classes, device=device)] = torch.arange(
+            len(classes), device=device
+        )
+        self.counts = torch.zeros(len(classes), dtype=torch.long, device=device)
+        self.x: Tensor | None = None
+        self.y = torch.zeros(len(classes) * per_class + 1, dtype=torch.long, device=device)
+        self.t = torch.zeros_like(self.y)
+
+    def add(self, x: Tensor, y: Tensor, t: Tensor) -> None:
+        """Write a minibatch (model inputs, labels, task labels) into the rings."""
+        m, spare = self.per_class, self.n_classes * self.per_class
+        if self.x is None:
+            self.x = torch.zeros((spare + 1, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        cls = self.lookup[y]
+        onehot = torch.nn.functional.one_hot(cls, self.n_classes)
+        rank = (onehot.cumsum(0) - 1).gather(1, cls.unsqueeze(1)).squeeze(1)
+        in_batch = onehot.sum(0)
+        keep = rank >= in_batch[cls] - m  # only the last m of a class survive this batch
+        slot = cls * m + (self.counts[cls] + rank) % m
+        slot = torch.where(keep, slot, torch.full_like(slot, spare))
+        self.x.index_copy_(0, slot, x.detach())
+        self.y.index_copy_(0, slot, y)
+        self.t.index_copy_(0, slot, t)
+        self.counts += in_batch
+
+    def take(self) -> tuple[Tensor, Tensor, Tensor] | None:
+        """The filled slots (x, y, t), class by class; None if nothing was written."""
+        if self.x is None:
+            return None
+        filled = self.counts.clamp(max=self.per_class).tolist()
+        idx = torch.cat(
+            [
+                torch.arange(c * self.per_class, c * self.per_class + n, device=self.y.device)
+                for c, n in enumerate(filled)
+            ]
+        )
+        return self.x[idx], self.y[idx], self.t[idx]

@@ -21,7 +21,7 @@ STRATEGIES = ("naive", "agem", "gem", "replay", "ewc", "cumulative", "si", "mas"
 MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
-FILLINGS = ("random", "class_balanced")
+FILLINGS = ("random", "class_balanced", "ring_buffer")
 INITS = ("default", "truncated_normal")
 EWC_MODES = ("separate", "online", "running")
 LOGGERS = ("csv", "tensorboard", "wandb")
@@ -252,6 +252,10 @@ class RunConfig:
         if self.benchmark not in BENCHMARKS:
             known = ", ".join(sorted(BENCHMARKS))
             raise ValueError(f"--benchmark must be one of {known}, got {self.benchmark!r}")
+        if self.memory_filling == "ring_buffer" and self.strategy != "agem":
+            raise ValueError("--memory-filling ring_buffer applies to --strategy agem")
+        if self.memory_filling == "ring_buffer" and self.cuda_graph:
+            raise ValueError("--cuda-graph supports --memory-filling random or class_balanced")
         if self.fresh_subset and self.train_subset is None:
             raise ValueError("--fresh-subset draws a --train-subset per experience: give one")
         if self.momentum and self.optimizer != "sgd":
