@@ -7,13 +7,16 @@ keep 250 patterns per experience, A-GEM's reference sample is 256; EWC's lambda 
 lr 0.03, SI/MAS/RWalk use their defaults. Progressive networks get one task label per
 experience (a column each); the other methods are single-head.
 
-In one process, alternating the methods within each repeat, each run trains the whole
-stream from the same initial weights. A timing plugin records the wall time of the
-training steps of each experience (from its first to its last minibatch) apart from the
-work at its end (Fisher, importances, memory updates). Printed, as medians over repeats:
-the mean step time over experiences 2..T, its ratio to A-GEM's in the same repeat, the
-step time in the last experience over that in the second (1.0: flat in the number of
-experiences), and the work at each experience's end.
+In one process, every method's strategy is built from the same initial weights and
+they take turns experience by experience (the order reverses each time), so that all
+see the same load at nearly the same moment. A timing plugin records the process CPU
+time and the wall time of the training steps of each experience (from its first to its
+last minibatch) apart from the work at its end (Fisher, importances, memory updates).
+With one torch thread the CPU time is the least disturbed by other processes. Printed,
+as medians over repeats: the mean CPU time per step over experiences 2..T, its ratio to
+A-GEM's in the same repeat (also by wall time), the step time in the last experience
+over that in the second (1.0: flat in the number of experiences), and the CPU time of
+the work at each experience's end.
 
     python scripts/benchmark_methods.py                    # 10 x 1000, 3 repeats
     python scripts/benchmark_methods.py --experiences 4 --patterns 200 --repeats 1
@@ -40,25 +43,32 @@ METHODS = ("naive", "agem", "gem", "ewc", "ewc-running", "si", "mas", "rwalk", "
 
 
 class StepTimer(Plugin):
-    """Wall time of each experience's training steps and of the work at its end."""
+    """CPU and wall time of each experience's training steps and of the work at its end."""
 
     order = 10_000  # after every other plugin's hooks
 
     def __init__(self) -> None:
-        self.steps: list[float] = []  # seconds per step, by experience
-        self.ends: list[float] = []
-        self._t = 0.0
+        self.steps: list[float] = []  # CPU seconds per step, by experience
+        self.wall: list[float] = []  # wall seconds per step, by experience
+        self.ends: list[float] = []  # CPU seconds at each experience's end
+        self._t = (0.0, 0.0)
+
+    @staticmethod
+    def _now() -> tuple[float, float]:
+        return time.process_time(), time.perf_counter()
 
     def before_training_exp(self, strategy: agem.BaseTemplate, **kwargs: Any) -> None:
-        self._t = time.perf_counter()
+        self._t = self._now()
 
     def after_training_epoch(self, strategy: agem.BaseTemplate, **kwargs: Any) -> None:
-        now = time.perf_counter()
-        self.steps.append((now - self._t) / max(strategy.clock.train_exp_iterations, 1))
+        now = self._now()
+        steps = max(strategy.clock.train_exp_iterations, 1)
+        self.steps.append((now[0] - self._t[0]) / steps)
+        self.wall.append((now[1] - self._t[1]) / steps)
         self._t = now
 
     def after_training(self, strategy: agem.BaseTemplate, **kwargs: Any) -> None:
-        self.ends.append(time.perf_counter() - self._t)
+        self.ends.append(self._now()[0] - self._t[0])
 
 
 def stream(experiences: int, patterns: int, *, task_labels: bool) -> Benchmark:
@@ -97,19 +107,25 @@ def build(method: str, model: nn.Module, timer: StepTimer) -> agem.BaseTemplate:
     return makers[method]()
 
 
-def run(method: str, experiences: int, patterns: int) -> StepTimer:
-    bench = stream(experiences, patterns, task_labels=method == "pnn")
-    torch.manual_seed(0)
-    model: nn.Module = (
-        agem.models.ProgressiveNet(784, (256, 256), 10)
-        if method == "pnn"
-        else agem.models.MLP(784, (256, 256), 10)
-    )
-    timer = StepTimer()
-    strategy = build(method, model, timer)
-    for exp in bench.train_stream:
-        strategy.train(exp)
-    return timer
+def run_all(methods: list[str], experiences: int, patterns: int) -> dict[str, StepTimer]:
+    """Train every method on the stream, taking turns experience by experience."""
+    streams = {
+        labels: stream(experiences, patterns, task_labels=labels) for labels in (False, True)
+    }
+    strategies, timers = {}, {}
+    for m in methods:
+        torch.manual_seed(0)
+        model: nn.Module = (
+            agem.models.ProgressiveNet(784, (256, 256), 10)
+            if m == "pnn"
+            else agem.models.MLP(784, (256, 256), 10)
+        )
+        timers[m] = StepTimer()
+        strategies[m] = build(m, model, timers[m])
+    for e in range(experiences):
+        for m in methods if e % 2 == 0 else methods[::-1]:
+            strategies[m].train(streams[m == "pnn"].train_stream[e])
+    return timers
 
 
 def main() -> None:
@@ -125,28 +141,30 @@ def main() -> None:
     methods = args.methods.split(",")
     per: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
     for r in range(args.repeats):
-        order = methods if r % 2 == 0 else methods[::-1]  # alternate, both directions
-        repeat: dict[str, StepTimer] = {}
-        for m in order:
-            repeat[m] = run(m, args.experiences, args.patterns)
-            print(f"repeat {r + 1} {m}: {1e3 * statistics.mean(repeat[m].steps[1:]):.3f} ms/step")
-        ref = statistics.mean(repeat["agem"].steps[1:]) if "agem" in repeat else None
-        for m, timer in repeat.items():
+        timers = run_all(methods if r % 2 == 0 else methods[::-1], args.experiences, args.patterns)
+        ref = timers.get("agem")
+        for m, timer in timers.items():
             step = statistics.mean(timer.steps[1:])
+            print(f"repeat {r + 1} {m}: {1e3 * step:.3f} ms CPU per step")
             figures = per[m]
             figures.setdefault("step_ms", []).append(1e3 * step)
-            if ref:
-                figures.setdefault("ratio", []).append(step / ref)
+            if ref is not None:
+                figures.setdefault("ratio", []).append(step / statistics.mean(ref.steps[1:]))
+                wall = statistics.mean(timer.wall[1:]) / statistics.mean(ref.wall[1:])
+                figures.setdefault("ratio_wall", []).append(wall)
             figures.setdefault("growth", []).append(timer.steps[-1] / timer.steps[1])
             figures.setdefault("end_ms", []).append(1e3 * statistics.mean(timer.ends))
     print()
-    print("| method | step (ms) | × A-GEM | last / second experience | end of experience (ms) |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| method | CPU per step (ms) | × A-GEM (CPU) | × A-GEM (wall) "
+        "| last / second experience | end of experience (CPU ms) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     table = {}
     for m in methods:
         med = {k: statistics.median(v) for k, v in per[m].items()}
         table[m] = med
-        ratio = f"{med['ratio']:.2f}" if "ratio" in med else "-"
+        ratio = f"{med['ratio']:.2f} | {med['ratio_wall']:.2f}" if "ratio" in med else "- | -"
         print(
             f"| {m} | {med['step_ms']:.2f} | {ratio} | {med['growth']:.2f} | {med['end_ms']:.0f} |"
         )

@@ -133,7 +133,11 @@ _HELP: dict[str, tuple[str, str]] = {
         "experience's weights)",
     ),
     "decay_factor": ("ewc", "EWC online mode: Fisher decay"),
-    "si_lambda": ("si / mas / rwalk", "SI (path integral) penalty weight"),
+    "si_lambda": (
+        "si / mas / rwalk",
+        "SI (path integral) penalty weight (its importance grows with every experience: "
+        "with plain SGD, lr * lambda too large diverges; see docs/METHODS.md)",
+    ),
     "si_xi": ("si / mas / rwalk", "SI damping xi of the importance's denominator"),
     "mas_lambda": ("si / mas / rwalk", "MAS penalty weight"),
     "rwalk_lambda": ("si / mas / rwalk", "RWalk penalty weight"),
