@@ -24,6 +24,8 @@ from agem.strategies.registry import get_strategy, strategy_names, strategy_spec
 MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
+FILLINGS = ("random", "class_balanced", "ring_buffer")
+INITS = ("default", "truncated_normal")
 EWC_MODES = ("separate", "online", "running")
 LOGGERS = ("csv", "tensorboard", "wandb")
 DEFAULT_BENCHMARK = "permuted_digits"
@@ -185,9 +187,17 @@ class RunConfig:
         None,
         "int",
         "permuted/rotated benchmarks: training samples kept per experience (the A-GEM "
-        "paper's MNIST protocol uses 10000; default: all of them)",
+        "paper, ICLR'19, trains on all of them; its authors' later tiny-memories paper "
+        "keeps 1000; default: all of them)",
         low=1,
         optional=True,
+    )
+    fresh_subset: bool = setting(
+        False,
+        "bool",
+        "permuted benchmarks: draw another --train-subset for each experience, as the A-GEM "
+        "authors' 1000-example code did (default: the same samples in every experience)",
+        switch=True,
     )
     experiences: str | None = setting(
         None,
@@ -228,6 +238,13 @@ class RunConfig:
         "MLP hidden layer sizes, comma-separated",
         low=1,
         high=MAX_LAYER,
+    )
+    init: str = setting(
+        "default",
+        "str",
+        "MLP initial weights: default (PyTorch's) or truncated_normal (the A-GEM authors' "
+        "code: weights from a normal of std 0.1 cut at 2 std, biases 0.1)",
+        choices=INITS,
     )
     epochs: int = setting(1, "int", "epochs per experience", low=1)
     lr: float = setting(0.1, "float", "learning rate", low=0, above=True)
@@ -273,6 +290,16 @@ class RunConfig:
         "str",
         "A-GEM: memory sampling (uniform is the paper's)",
         choices=SAMPLINGS,
+        group="agem / gem",
+    )
+    memory_filling: str = setting(
+        "random",
+        "str",
+        "which patterns of an experience are stored: random (uniform), class_balanced "
+        "(an equal number per class, as the A-GEM authors' code stores 25 per class) or, "
+        "A-GEM only, ring_buffer (each class's last examples seen while training, as their "
+        "later code does)",
+        choices=FILLINGS,
         group="agem / gem",
     )
     memory_strength: float = setting(
@@ -386,10 +413,21 @@ class RunConfig:
         for name in self.field_names():
             object.__setattr__(self, name, _check(name, getattr(self, name)))
         object.__setattr__(self, "logger", ",".join(_logger_names(self.logger)))
+        if self.memory_filling == "ring_buffer" and self.strategy != "agem":
+            raise ValueError("--memory-filling ring_buffer applies to --strategy agem")
+        if self.memory_filling == "ring_buffer" and self.cuda_graph:
+            raise ValueError("--cuda-graph supports --memory-filling random or class_balanced")
+        if self.fresh_subset and self.train_subset is None:
+            raise ValueError("--fresh-subset draws a --train-subset per experience: give one")
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"--momentum applies to --optimizer sgd, not {self.optimizer}")
         self._check_fleet_and_graph()
         spec = get_strategy(self.strategy)
+        if self.init != "default" and (self.model != "mlp" or spec.progressive):
+            raise ValueError(
+                f"--init {self.init} applies to --model mlp (not --strategy {self.strategy}, "
+                "whose columns are added during training)"
+            )
         if spec.needs_task_labels and (not self.task_labels or self.model != "mlp"):
             raise ValueError(
                 f"--strategy {self.strategy} needs --task-labels and --model mlp "

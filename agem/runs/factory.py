@@ -10,15 +10,26 @@ from torch import nn
 from agem import models
 from agem.benchmarks.streams import Benchmark
 from agem.core.template import BaseTemplate
-from agem.runs.config import MODELS, RunConfig
+from agem.models.init import truncated_normal_
+from agem.runs.config import INITS, MODELS, RunConfig
 from agem.strategies.registry import get_strategy
 
 
 def build_model(
-    name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...], progressive: bool = False
+    name: str,
+    benchmark: Benchmark,
+    *,
+    hidden_sizes: tuple[int, ...],
+    progressive: bool = False,
+    init: str = "default",
 ) -> nn.Module:
     """A model sized for the benchmark's inputs and classes (multi-head with task labels;
-    `progressive`: a `ProgressiveNet` of MLP columns, one per task)."""
+    `progressive`: a `ProgressiveNet` of MLP columns, one per task); `init` "truncated_normal"
+    re-initialises an MLP as the A-GEM authors' code does (`agem.models.init`)."""
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}")
+    if init != "default" and (name != "mlp" or progressive):
+        raise ValueError(f"init {init!r} applies to the mlp (not progressive networks)")
     first = benchmark.train_stream[0]
     x = first.dataset[0][0]
     n_out = (
@@ -35,7 +46,8 @@ def build_model(
         return models.ProgressiveNet(int(x.numel()), hidden_sizes, n_out)
     if name == "mlp":
         cls = models.MultiHeadMLP if benchmark.task_labels else models.MLP
-        return cls(int(x.numel()), hidden_sizes, n_out)
+        model = cls(int(x.numel()), hidden_sizes, n_out)
+        return truncated_normal_(model) if init == "truncated_normal" else model
     if name == "resnet18":
         if x.dim() != 3:
             raise ValueError(

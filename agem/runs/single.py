@@ -96,6 +96,7 @@ class SingleRun:
             data_dir=builder_dir,
             download=config.download,
             train_subset=config.train_subset,
+            fresh_subset=config.fresh_subset,
         )
         if config.experiences is not None:
             start, stop = parse_range(config.experiences)
@@ -128,6 +129,7 @@ class SingleRun:
             self.benchmark,
             hidden_sizes=config.hidden_sizes,
             progressive=get_strategy(config.strategy).progressive,
+            init=config.init,
         )
         apply_threads(config.threads, model, self.device)  # None: the rule for this model
         optimizer = build_optimizer(config, model)

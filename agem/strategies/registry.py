@@ -150,10 +150,11 @@ register(
             "patterns_per_experience": "patterns_per_experience",
             "sample_size": "sample_size",
             "sampling": "sampling",
+            "memory_filling": "memory_filling",
         },
         fleet=True,
         graph=True,
-        fleet_requires={"sampling": "uniform"},
+        fleet_requires={"sampling": "uniform", "memory_filling": "random"},
         graph_requires={"sampling": "uniform"},
         memory=(_EPISODIC,),
         gradient_buffers=2,
@@ -166,6 +167,7 @@ register(
         options={
             "patterns_per_experience": "patterns_per_experience",
             "memory_strength": "memory_strength",
+            "memory_filling": "memory_filling",
         },
         memory=(_EPISODIC,),
     )
