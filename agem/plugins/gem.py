@@ -46,27 +46,33 @@ def solve_dual(G: Tensor, g: Tensor, margin: float) -> Tensor:
     `G` is [K, P] (one memory gradient per row), `g` is [P]; solved by quadprog in
     float64 on the CPU. Returns v as a float64 CPU tensor of length K.
     """
+    G64 = G.detach().to(torch.float64)
+    P = G64 @ G64.T
+    q = G64 @ g.detach().to(torch.float64)
+    return _solve_gram(P, q, margin)
+
+
+def _solve_gram(P: Tensor, q: Tensor, margin: float) -> Tensor:
+    """`solve_dual` from the Gram matrix P = G G^T and q = G g (float64)."""
     import numpy as np
     import quadprog
 
-    G64 = G.detach().to(torch.float64)
-    P = G64 @ G64.T
     P = 0.5 * (P + P.T)
     k = P.shape[0]
-    ridge = RIDGE * float(torch.diagonal(P).mean())
-    if not ridge > 0:
-        ridge = RIDGE
-    P = P + ridge * torch.eye(k, dtype=torch.float64, device=P.device)
-    q = G64 @ g.detach().to(torch.float64)
+    # Scaled to a unit diagonal (v = s * y, an exact change of variables): rows of G with
+    # very different norms stay well conditioned under the ridge.
+    diag = torch.diagonal(P)
+    s = torch.where(diag > 0, diag.clamp_min(torch.finfo(torch.float64).tiny).rsqrt(), 1.0)
+    S = P * s[:, None] * s[None, :] + RIDGE * torch.eye(k, dtype=torch.float64, device=P.device)
     # quadprog: minimise 1/2 x^T P x - a^T x subject to C^T x >= b.
-    v = quadprog.solve_qp(
-        P.cpu().numpy(),
-        -q.cpu().numpy(),
+    y = quadprog.solve_qp(
+        S.cpu().numpy(),
+        -(q * s).cpu().numpy(),
         np.eye(k),
-        np.full(k, float(margin)),
+        (float(margin) / s).cpu().numpy(),
         0,
     )[0]
-    return torch.from_numpy(np.asarray(v, dtype=np.float64))
+    return torch.from_numpy(np.asarray(y, dtype=np.float64)) * s.cpu()
 
 
 def project(G: Tensor, g: Tensor, margin: float) -> Tensor:
