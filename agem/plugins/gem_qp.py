@@ -117,6 +117,13 @@ def project_batched(
     g~ = G^T v + g where some g.g_k < 0 (v from `solve_dual_batched`), else g unchanged
     (selected per leading index by `torch.where`). Returned in g's dtype.
     """
+    return project_and_test(G, g, margin, iterations=iterations)[0]
+
+
+def project_and_test(
+    G: Tensor, g: Tensor, margin: float, *, iterations: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """`project_batched`, and whether some g.g_k < 0 (bool [..., 1], on the device)."""
     if G.dim() < 2 or G.shape[:-2] != g.shape[:-1] or G.shape[-1] != g.shape[-1]:
         raise ValueError(
             f"project_batched needs G [..., K, P] and g [..., P], got "
@@ -127,4 +134,4 @@ def project_batched(
     gram = G @ G.transpose(-1, -2)
     v = solve_dual_batched(gram, q, margin, iterations=iterations)
     new = (v.to(G.dtype).unsqueeze(-2) @ G).squeeze(-2) + g
-    return torch.where(violated, new, g)
+    return torch.where(violated, new, g), violated
