@@ -3,6 +3,7 @@ as quadprog does; the new options are validated and checkpoints carry over."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,3 +183,21 @@ def test_new_options_are_validated() -> None:
         memory_gradients="loop",
     )
     assert (s.gem_plugin.solver, s.gem_plugin.memory_gradients) == ("device", "loop")
+
+
+def test_command_line_gem_solver(tmp_path: Path) -> None:
+    from runs_support import TINY, one_line_error, results
+    from runs_support import agem as agem_cli
+
+    from agem.cli.main import main
+    from agem.plugins.gem import SOLVERS
+    from agem.runs.config import GEM_SOLVERS, RunConfig
+
+    assert GEM_SOLVERS == SOLVERS
+    out = tmp_path / "run"
+    argv = ["run", *TINY, "--strategy", "gem", "--gem-solver", "device", "--out", str(out)]
+    assert main(argv) == 0
+    assert results(out)["status"] == "complete"
+    assert RunConfig.from_file(out / "config.json").gem_solver == "device"
+    line = one_line_error(agem_cli("run", "--strategy", "gem", "--gem-solver", "cvxpy"))
+    assert "--gem-solver" in line and "cvxpy" in line

@@ -13,6 +13,7 @@ STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
     "sample_size": ("agem",),
     "sampling": ("agem",),
     "memory_strength": ("gem",),
+    "gem_solver": ("gem",),
     "mem_size": ("replay",),
     "ewc_lambda": ("ewc",),
     "ewc_mode": ("ewc",),

@@ -18,6 +18,7 @@ from typing import Any
 from agem.cli.applicability import ignored_options
 from agem.runs.config import (
     EWC_MODES,
+    GEM_SOLVERS,
     MODELS,
     OPTIMIZERS,
     SAMPLINGS,
@@ -104,6 +105,10 @@ _HELP: dict[str, tuple[str, str]] = {
     "sample_size": ("agem / gem", "A-GEM: memory patterns per reference gradient"),
     "sampling": ("agem / gem", "A-GEM: memory sampling (uniform is the paper's)"),
     "memory_strength": ("agem / gem", "GEM: margin added to the projection"),
+    "gem_solver": (
+        "agem / gem",
+        "GEM: quadratic-program solver: quadprog (host, exact), device (no host synchronisation), auto (quadprog on the CPU, device elsewhere)",
+    ),
     "mem_size": ("replay", "replay buffer size"),
     "ewc_lambda": ("ewc", "EWC penalty weight (with SGD lr 0.1, 100 diverges)"),
     "ewc_mode": (
@@ -130,6 +135,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS,
     "sampling": SAMPLINGS,
     "ewc_mode": EWC_MODES,
+    "gem_solver": GEM_SOLVERS,
 }
 _SWITCHES = {"download": False, "checkpoint": False, "task_labels": True, "cuda_graph": True}
 

@@ -22,6 +22,7 @@ MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
 EWC_MODES = ("separate", "online", "running")
+GEM_SOLVERS = ("auto", "quadprog", "device")  # as agem.plugins.gem.SOLVERS
 LOGGERS = ("csv", "tensorboard", "wandb")
 DEFAULT_BENCHMARK = "permuted_digits"
 
@@ -80,6 +81,7 @@ _RULES: dict[str, _Rule] = {
     "sample_size": _Rule("int", 1),
     "sampling": _Rule("str", choices=SAMPLINGS),
     "memory_strength": _Rule("float", 0),
+    "gem_solver": _Rule("str", choices=GEM_SOLVERS),
     "mem_size": _Rule("int", 1),
     "ewc_lambda": _Rule("float", 0),
     "ewc_mode": _Rule("str", choices=EWC_MODES),
@@ -218,6 +220,7 @@ class RunConfig:
     sample_size: int = 256
     sampling: str = "uniform"
     memory_strength: float = 0.5
+    gem_solver: str = "auto"
     mem_size: int = 1000
     ewc_lambda: float = 10.0
     ewc_mode: str = "separate"

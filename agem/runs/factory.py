@@ -97,6 +97,7 @@ def build_strategy(
             optimizer,
             patterns_per_experience=options["patterns_per_experience"],
             memory_strength=options["memory_strength"],
+            solver=options["gem_solver"],
             **common,
         )
     if name == "replay":
