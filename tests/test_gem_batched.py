@@ -13,6 +13,7 @@ from torch import nn
 import agem
 from agem.benchmarks import from_tensors, permuted_digits
 from agem.plugins import GEMPlugin
+from agem.plugins.gem import CPU_DEVICE_SOLVER_FROM
 from agem.plugins.gem_grads import BatchedGradients, loop_gradients
 
 
@@ -144,11 +145,14 @@ def test_device_solver_counts_solves_and_checkpoints_carry_over() -> None:
         )
 
 
-def test_auto_solver_is_quadprog_on_the_cpu() -> None:
+def test_auto_solver_is_quadprog_on_the_cpu_for_few_past_experiences() -> None:
     plugin = GEMPlugin(5)
-    assert plugin.resolved_solver(torch.device("cpu")) == "quadprog"
-    assert plugin.resolved_solver(torch.device("cuda")) == "device"
-    assert GEMPlugin(5, solver="device").resolved_solver(torch.device("cpu")) == "device"
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert plugin.resolved_solver(cpu, CPU_DEVICE_SOLVER_FROM - 1) == "quadprog"
+    assert plugin.resolved_solver(cpu, CPU_DEVICE_SOLVER_FROM) == "device"
+    assert plugin.resolved_solver(cuda, 1) == "device"
+    assert GEMPlugin(5, solver="device").resolved_solver(cpu, 1) == "device"
+    assert GEMPlugin(5, solver="quadprog").resolved_solver(cuda, 19) == "quadprog"
 
 
 def test_small_experience_memories_of_unequal_sizes_train() -> None:

@@ -25,8 +25,9 @@ Two solvers give the same v: quadprog on the host (`solver="quadprog"`, the exac
 reference; it reads G g back to decide whether to solve), and a fixed-iteration active-set
 method on the training device (`solver="device"`, `agem.plugins.gem_qp`), which never
 synchronises with the host: the violation test selects g or g~ with `torch.where`.
-`solver="auto"` takes quadprog on the CPU (faster there: BENCHMARKS.md) and the device
-solver elsewhere (no host synchronisation per step). The memory gradients come from one
+`solver="auto"` takes quadprog on the CPU with fewer than 5 past experiences (faster
+there: BENCHMARKS.md), and the device solver otherwise (on a GPU: no host
+synchronisation per step). The memory gradients come from one
 pass per past experience or one batched pass over all of them (`agem.plugins.gem_grads`).
 """
 
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
 
 RIDGE = 1e-9
 SOLVERS = ("auto", "quadprog", "device")
+#: "auto" on the CPU takes the device solver from this many past experiences on: there the
+#: float64 Gram matrix of the quadprog path costs more than the fixed iterations
+#: (measured in BENCHMARKS.md; below it quadprog is faster and solves only on conflicts)
+CPU_DEVICE_SOLVER_FROM = 5
 
 Memory = tuple[Tensor, Tensor, Tensor]
 
@@ -108,7 +113,8 @@ class GEMPlugin(Plugin):
         seed: seeds the memory generator; default the strategy's seed.
         solver: the dual QP's solver: "quadprog" (on the host, exact), "device" (on the
             training device, no host synchronisation: `agem.plugins.gem_qp`) or "auto"
-            (quadprog on the CPU, the device solver elsewhere).
+            (quadprog on the CPU below `CPU_DEVICE_SOLVER_FROM` past experiences, else
+            the device solver).
         memory_gradients: "loop" (one pass per past experience), "batched" (one pass
             over all of them; MLPs without BatchNorm, else the loop) or "auto" (batched
             from two past experiences on).
@@ -184,11 +190,13 @@ class GEMPlugin(Plugin):
     def n_solves(self, value: int) -> None:
         self._solves, self._device_solves = int(value), None
 
-    def resolved_solver(self, device: torch.device) -> str:
-        """The solver used on `device`: "auto" is quadprog on the CPU, else the device's."""
+    def resolved_solver(self, device: torch.device, past: int) -> str:
+        """The solver used on `device` with `past` past experiences (see `solver`)."""
         if self.solver != "auto":
             return self.solver
-        return "quadprog" if device.type == "cpu" else "device"
+        if device.type == "cpu" and past < CPU_DEVICE_SOLVER_FROM:
+            return "quadprog"
+        return "device"
 
     # ---- memory -----------------------------------------------------------------
     def _gen(self, strategy: BaseTemplate) -> torch.Generator:
@@ -271,7 +279,7 @@ class GEMPlugin(Plugin):
         )
         if g.numel() != G.shape[1]:
             raise RuntimeError("the trainable parameters changed within a training iteration")
-        if self.resolved_solver(G.device) == "device":
+        if self.resolved_solver(G.device, G.shape[0]) == "device":
             new, violated = project_and_test(G, g, self.memory_strength)
             if self._device_solves is None:
                 self._device_solves = torch.zeros((), dtype=torch.long, device=G.device)
