@@ -107,7 +107,9 @@ _HELP: dict[str, tuple[str, str]] = {
     "memory_strength": ("agem / gem", "GEM: margin added to the projection"),
     "gem_solver": (
         "agem / gem",
-        "GEM: quadratic-program solver: quadprog (host, exact), device (no host synchronisation), auto (quadprog on the CPU with under 5 past experiences, else device)",
+        "GEM: quadratic-program solver: quadprog (host, exact), device (no host "
+        "synchronisation), auto (quadprog on the CPU with under 5 past experiences, "
+        "else device)",
     ),
     "mem_size": ("replay", "replay buffer size"),
     "ewc_lambda": ("ewc", "EWC penalty weight (with SGD lr 0.1, 100 diverges)"),

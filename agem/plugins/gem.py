@@ -240,8 +240,13 @@ class GEMPlugin(Plugin):
             return
         total = sum(p.numel() for p in params)
         G = self._G_buffer
-        if G is None or G.shape != (len(memories), total) or G.device != params[0].device:
-            G = torch.empty(len(memories), total, dtype=params[0].dtype, device=params[0].device)
+        p0 = params[0]
+        if (
+            G is None
+            or G.shape != (len(memories), total)
+            or (G.device, G.dtype) != (p0.device, p0.dtype)
+        ):
+            G = torch.empty(len(memories), total, dtype=p0.dtype, device=p0.device)
         self._G_buffer = G
         if not self._batched_gradients(strategy, params, memories, G):
             with KeepBatchNormStats(batchnorm_modules(strategy.model)):
