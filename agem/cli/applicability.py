@@ -12,6 +12,7 @@ STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
     "patterns_per_experience": ("agem", "gem"),
     "sample_size": ("agem",),
     "sampling": ("agem",),
+    "memory_filling": ("agem", "gem"),
     "memory_strength": ("gem",),
     "gem_solver": ("gem",),
     "mem_size": ("replay",),

@@ -18,7 +18,9 @@ from typing import Any
 from agem.cli.applicability import ignored_options
 from agem.runs.config import (
     EWC_MODES,
+    FILLINGS,
     GEM_SOLVERS,
+    INITS,
     MODELS,
     OPTIMIZERS,
     SAMPLINGS,
@@ -33,8 +35,14 @@ _HELP: dict[str, tuple[str, str]] = {
     "n_experiences": ("run", "number of experiences (default: the benchmark's)"),
     "train_subset": (
         "run",
-        "permuted/rotated benchmarks: training samples kept per experience "
-        "(the A-GEM paper's MNIST protocol uses 10000; default: all of them)",
+        "permuted/rotated benchmarks: training samples kept per experience (the A-GEM "
+        "paper, ICLR'19, trains on all of them; its authors' later tiny-memories paper "
+        "keeps 1000; default: all of them)",
+    ),
+    "fresh_subset": (
+        "run",
+        "permuted benchmarks: draw another --train-subset for each experience, as the A-GEM "
+        "authors' 1000-example code did (default: the same samples in every experience)",
     ),
     "experiences": (
         "run",
@@ -57,6 +65,11 @@ _HELP: dict[str, tuple[str, str]] = {
     ),
     "model": ("run", "network"),
     "hidden_sizes": ("run", "MLP hidden layer sizes, comma-separated"),
+    "init": (
+        "run",
+        "MLP initial weights: default (PyTorch's) or truncated_normal (the A-GEM authors' "
+        "code: weights from a normal of std 0.1 cut at 2 std, biases 0.1)",
+    ),
     "epochs": ("run", "epochs per experience"),
     "lr": ("run", "learning rate"),
     "optimizer": ("run", "optimizer"),
@@ -104,6 +117,13 @@ _HELP: dict[str, tuple[str, str]] = {
     "patterns_per_experience": ("agem / gem", "episodic memory patterns stored per experience"),
     "sample_size": ("agem / gem", "A-GEM: memory patterns per reference gradient"),
     "sampling": ("agem / gem", "A-GEM: memory sampling (uniform is the paper's)"),
+    "memory_filling": (
+        "agem / gem",
+        "which patterns of an experience are stored: random (uniform), class_balanced "
+        "(an equal number per class, as the A-GEM authors' code stores 25 per class) or, "
+        "A-GEM only, ring_buffer (each class's last examples seen while training, as their "
+        "later code does)",
+    ),
     "memory_strength": ("agem / gem", "GEM: margin added to the projection"),
     "gem_solver": (
         "agem / gem",
@@ -138,8 +158,16 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "sampling": SAMPLINGS,
     "ewc_mode": EWC_MODES,
     "gem_solver": GEM_SOLVERS,
+    "memory_filling": FILLINGS,
+    "init": INITS,
 }
-_SWITCHES = {"download": False, "checkpoint": False, "task_labels": True, "cuda_graph": True}
+_SWITCHES = {
+    "download": False,
+    "checkpoint": False,
+    "task_labels": True,
+    "cuda_graph": True,
+    "fresh_subset": True,
+}
 
 
 def _integer(text: str) -> int:

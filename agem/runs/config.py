@@ -21,6 +21,8 @@ STRATEGIES = ("naive", "agem", "gem", "replay", "ewc", "cumulative", "si", "mas"
 MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
+FILLINGS = ("random", "class_balanced", "ring_buffer")
+INITS = ("default", "truncated_normal")
 EWC_MODES = ("separate", "online", "running")
 GEM_SOLVERS = ("auto", "quadprog", "device")  # as agem.plugins.gem.SOLVERS
 LOGGERS = ("csv", "tensorboard", "wandb")
@@ -59,6 +61,7 @@ _RULES: dict[str, _Rule] = {
     "benchmark": _Rule("str"),  # checked against the registry
     "n_experiences": _Rule("int", 1, MAX_EXPERIENCES, optional=True),
     "train_subset": _Rule("int", 1, optional=True),
+    "fresh_subset": _Rule("bool"),
     "experiences": _Rule("range", optional=True),
     "data_dir": _Rule("str", optional=True),
     "download": _Rule("bool"),
@@ -66,6 +69,7 @@ _RULES: dict[str, _Rule] = {
     "strategy": _Rule("str", choices=STRATEGIES),
     "model": _Rule("str", choices=MODELS),
     "hidden_sizes": _Rule("sizes", 1, MAX_LAYER),
+    "init": _Rule("str", choices=INITS),
     "epochs": _Rule("int", 1),
     "lr": _Rule("float", 0, above=True),
     "optimizer": _Rule("str", choices=OPTIMIZERS),
@@ -80,6 +84,7 @@ _RULES: dict[str, _Rule] = {
     "patterns_per_experience": _Rule("int", 1),
     "sample_size": _Rule("int", 1),
     "sampling": _Rule("str", choices=SAMPLINGS),
+    "memory_filling": _Rule("str", choices=FILLINGS),
     "memory_strength": _Rule("float", 0),
     "gem_solver": _Rule("str", choices=GEM_SOLVERS),
     "mem_size": _Rule("int", 1),
@@ -198,6 +203,7 @@ class RunConfig:
     benchmark: str = DEFAULT_BENCHMARK
     n_experiences: int | None = None
     train_subset: int | None = None
+    fresh_subset: bool = False
     experiences: str | None = None
     data_dir: str | None = None
     download: bool = True
@@ -205,6 +211,7 @@ class RunConfig:
     strategy: str = "agem"
     model: str = "mlp"
     hidden_sizes: tuple[int, ...] = (256, 256)
+    init: str = "default"
     epochs: int = 1
     lr: float = 0.1
     optimizer: str = "sgd"
@@ -219,6 +226,7 @@ class RunConfig:
     patterns_per_experience: int = 250
     sample_size: int = 256
     sampling: str = "uniform"
+    memory_filling: str = "random"
     memory_strength: float = 0.5
     gem_solver: str = "auto"
     mem_size: int = 1000
@@ -247,9 +255,20 @@ class RunConfig:
         if self.benchmark not in BENCHMARKS:
             known = ", ".join(sorted(BENCHMARKS))
             raise ValueError(f"--benchmark must be one of {known}, got {self.benchmark!r}")
+        if self.memory_filling == "ring_buffer" and self.strategy != "agem":
+            raise ValueError("--memory-filling ring_buffer applies to --strategy agem")
+        if self.memory_filling == "ring_buffer" and self.cuda_graph:
+            raise ValueError("--cuda-graph supports --memory-filling random or class_balanced")
+        if self.fresh_subset and self.train_subset is None:
+            raise ValueError("--fresh-subset draws a --train-subset per experience: give one")
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"--momentum applies to --optimizer sgd, not {self.optimizer}")
         self._check_fleet_and_graph()
+        if self.init != "default" and (self.model != "mlp" or self.strategy == "pnn"):
+            raise ValueError(
+                f"--init {self.init} applies to --model mlp (not --strategy pnn, whose "
+                "columns are added during training)"
+            )
         if self.strategy == "pnn" and (not self.task_labels or self.model != "mlp"):
             raise ValueError(
                 "--strategy pnn needs --task-labels and --model mlp "
@@ -282,6 +301,8 @@ class RunConfig:
             raise ValueError("--fleet supports --model mlp without --task-labels")
         if self.strategy == "agem" and self.sampling != "uniform":
             raise ValueError("--fleet supports --sampling uniform")
+        if self.strategy == "agem" and self.memory_filling != "random":
+            raise ValueError("--fleet supports --memory-filling random")
         if self.seed + self.fleet - 1 > MAX_SEED:
             raise ValueError(f"--fleet {self.fleet} from --seed {self.seed} passes {MAX_SEED}")
 

@@ -140,6 +140,7 @@ class _Run:
             data_dir=builder_dir,
             download=config.download,
             train_subset=config.train_subset,
+            fresh_subset=config.fresh_subset,
         )
         if config.experiences is not None:
             from agem.benchmarks.ranges import parse_range, select_experiences
@@ -153,6 +154,7 @@ class _Run:
             self.benchmark,
             hidden_sizes=config.hidden_sizes,
             progressive=config.strategy == "pnn",
+            init=config.init,
         )
         apply_threads(config.threads, model, self.device)  # None: the rule for this model
         optimizer = build_optimizer(config, model)

@@ -18,6 +18,7 @@ class GEM(BaseTemplate):
     Args:
         patterns_per_experience: memory patterns stored per experience.
         memory_strength: margin gamma >= 0 on the dual variables (default 0.5).
+        memory_filling: "random" or "class_balanced"; see `GEMPlugin`.
         solver, memory_gradients: as `GEMPlugin` ("auto" each by default).
         Other arguments as `BaseTemplate`. The GEM plugin is `strategy.gem_plugin`;
         the caller's `plugins` list is not modified.
@@ -31,6 +32,7 @@ class GEM(BaseTemplate):
         criterion: nn.Module | None = None,
         patterns_per_experience: int,
         memory_strength: float = 0.5,
+        memory_filling: str = "random",
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -44,6 +46,7 @@ class GEM(BaseTemplate):
         self.gem_plugin = GEMPlugin(
             patterns_per_experience,
             memory_strength,
+            memory_filling=memory_filling,
             solver=solver,
             memory_gradients=memory_gradients,
         )
