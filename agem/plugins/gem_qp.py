@@ -79,12 +79,11 @@ def solve_dual_batched(
     feasible = torch.ones(d.shape[:-1], dtype=torch.bool, device=d.device)
     # A constraint's multiplier must exceed this to be freed: round-off in w = -(S y + d).
     tol = 1e-12 * (1.0 + d.abs().amax(-1, keepdim=True))
-    neg_inf = torch.tensor(float("-inf"), dtype=torch.float64, device=d.device)
     for _ in range(steps):
         w = -(S @ y.unsqueeze(-1)).squeeze(-1) - d
-        cand = torch.where(free | (w <= tol), neg_inf, w)
+        cand = w.masked_fill(free | (w <= tol), float("-inf"))
         best = cand.amax(-1, keepdim=True)
-        add = (cand == best) & (best > neg_inf) & feasible.unsqueeze(-1)
+        add = (cand == best) & (best > float("-inf")) & feasible.unsqueeze(-1)
         add = add & (add.cumsum(-1) == 1)  # one variable (the first on ties)
         free = free | add
         z = _solve_free(S, d, free, eye)
