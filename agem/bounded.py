@@ -34,7 +34,7 @@ def read_bytes(path: str | Path, *, limit: int = MAX_SMALL_FILE) -> bytes:
         if info.st_size > limit:
             raise ValueError(f"{path} is larger than {limit} bytes: not read")
         with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read(limit + 1)
+            data = handle.read(min(info.st_size, limit) + 1)  # a file growing stays bounded
     finally:
         os.close(fd)
     if len(data) > limit:

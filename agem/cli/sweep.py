@@ -72,8 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         type=float,
         default=None,
         metavar="SECONDS",
-        help="give up when Ray cannot be reached or started within SECONDS "
-        "(default: 30)",
+        help="give up when Ray cannot be reached or started within SECONDS (default: 30)",
     )
     p.add_argument(
         "--max-runs",

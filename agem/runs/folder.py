@@ -200,9 +200,13 @@ class RunFolder:
         return self.write_bytes(name, text.encode())
 
     def read_json(self, name: str) -> dict[str, Any] | None:
-        """File `name` as JSON, or None if it is missing or not a JSON object."""
+        """File `name` as JSON, or None if it is missing or not a JSON object (a folder or
+        a device in its place is a RunFolderError)."""
+        path = self.path / name
+        if path.exists() and not path.is_file():
+            raise RunFolderError(f"{path} is not a regular file; a run folder holds its own files")
         try:
-            data = load_json(self.path / name, limit=MAX_RESULTS_FILE)
+            data = load_json(path, limit=MAX_RESULTS_FILE)
         except FileNotFoundError:
             return None
         except ValueError:

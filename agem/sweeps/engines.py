@@ -172,8 +172,7 @@ def _check_reachable(address: str, timeout: float) -> None:
             pass
     except TimeoutError:
         raise ValueError(
-            f"cannot reach Ray at {address}: no answer within {timeout:g} s "
-            "(see --ray-timeout)"
+            f"cannot reach Ray at {address}: no answer within {timeout:g} s (see --ray-timeout)"
         ) from None
     except OSError as err:
         raise ValueError(f"cannot reach Ray at {address}: {err.strerror or err}") from None

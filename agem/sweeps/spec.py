@@ -134,8 +134,7 @@ def _argv_for(key: str, value: Any, options: Mapping[str, _Option], where: str) 
     negated = options.get(f"no_{key}")
     if option is None and negated is not None and not isinstance(value, bool):
         raise SpecError(
-            f"{where}: option {key!r} is true or false (false gives {negated.flag}), "
-            f"got {value!r}"
+            f"{where}: option {key!r} is true or false (false gives {negated.flag}), got {value!r}"
         )
     if isinstance(value, bool):
         if option is not None and not option.takes_value:
