@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from runs_support import agem, one_line_error
 
-from agem.bounded import MAX_SMALL_FILE
 from agem.cli.main import main
 
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -68,6 +67,8 @@ def test_a_sweep_reads_deeply_nested_results_without_a_traceback(tmp_path: Path)
 def test_config_that_is_not_a_small_regular_file_is_refused_quickly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str
 ) -> None:
+    from agem.bounded import MAX_SMALL_FILE
+
     if source == "fifo":
         path = str(tmp_path / "fifo")
         os.mkfifo(path)

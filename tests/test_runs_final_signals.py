@@ -5,7 +5,9 @@ that very write by the test pause between a file's fsync and its rename."""
 
 from __future__ import annotations
 
+import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,19 @@ def test_sigterm_during_the_last_checkpoint_keeps_the_run_complete(tmp_path: Pat
     assert code == 0 and "Traceback" not in err, err
     assert results(out)["status"] == "complete"
     assert list(out.glob(".*.tmp")) == []
+
+
+def test_a_signal_swallowed_by_the_code_it_interrupted_still_interrupts() -> None:
+    from agem.runs.execute import RunInterrupted, _Signals
+
+    with _Signals() as signals:
+        try:  # a library's broad handler, around code that a SIGTERM lands in
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except Exception:
+            pass
+        with pytest.raises(RunInterrupted) as stopped:
+            with signals.critical():  # the checkpoint after it is still written...
+                pass
+        assert stopped.value.signum == signal.SIGTERM  # ...and the run then stops
+        signals.raise_pending()  # reported once

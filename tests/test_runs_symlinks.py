@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 from runs_support import agem, one_line_error, results
 
-from agem.atomic import UnsafeFileError, open_append, write_text_atomic
-
 SMALL = ["--n-experiences", "1", "--hidden-sizes", "8", "--threads", "1", "--lca-beta", "2"]
 SPEC = """
 [base]
@@ -82,6 +80,8 @@ def test_resume_refuses_a_folder_with_a_symlink(tmp_path: Path, victim: Path, pl
 
 
 def test_a_symlinked_temporary_file_is_never_written_through(tmp_path: Path, victim: Path) -> None:
+    from agem.atomic import write_text_atomic
+
     target = tmp_path / "results.json"
     (tmp_path / f".results.json.{os.getpid()}.tmp").symlink_to(victim)
     write_text_atomic(target, "new\n")
@@ -90,6 +90,8 @@ def test_a_symlinked_temporary_file_is_never_written_through(tmp_path: Path, vic
 
 
 def test_atomic_writes_and_appends_refuse_a_symlinked_target(tmp_path: Path, victim: Path) -> None:
+    from agem.atomic import UnsafeFileError, open_append, write_text_atomic
+
     link = tmp_path / "summary.csv"
     link.symlink_to(victim)
     with pytest.raises(UnsafeFileError, match="symbolic link"):
@@ -155,3 +157,14 @@ def test_the_run_lock_is_opened_without_following_links(tmp_path: Path, victim: 
     with pytest.raises(RunFolderError, match="symbolic link"):
         folder.lock()
     _unchanged(victim)
+
+
+def test_a_dangling_lock_link_creates_nothing_outside(tmp_path: Path) -> None:
+    out = tmp_path / "x"
+    out.mkdir()
+    target = tmp_path / "outside" / "created-by-agem"
+    target.parent.mkdir()
+    (out / ".lock").symlink_to(target)
+    line = one_line_error(agem("run", *SMALL, "--out", str(out)))
+    assert "symbolic link" in line
+    assert not target.exists()

@@ -15,7 +15,7 @@ from runs_support import agem, one_line_error
 
 from agem.cli.main import main
 from agem.sweeps import spec as spec_module
-from agem.sweeps.spec import MAX_RUNS, SpecError, parse_spec
+from agem.sweeps.spec import SpecError, parse_spec
 
 BASE = """
 [base]
@@ -74,6 +74,8 @@ def test_a_huge_lca_beta_in_a_sweep_is_refused_before_anything_runs(
 def test_a_grid_beyond_the_run_limit_is_refused_at_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from agem.sweeps.spec import MAX_RUNS
+
     values = ", ".join(str(i) for i in range(300))
     text = (
         BASE

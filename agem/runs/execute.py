@@ -65,7 +65,12 @@ class RunEnvironmentError(ValueError):
 
 
 class _Signals:
-    """SIGINT/SIGTERM raise `RunInterrupted`, except inside `critical()` (then after it)."""
+    """SIGINT/SIGTERM raise `RunInterrupted`, except inside `critical()` (then after it).
+
+    A signal is also remembered when it raises: code that caught the exception and went
+    on (a library's broad `except Exception`) cannot lose it, since the end of the next
+    critical section, or `raise_pending`, raises it again.
+    """
 
     def __init__(self) -> None:
         self.pending: int | None = None
@@ -83,9 +88,8 @@ class _Signals:
             signal.signal(sig, old)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.depth:
-            self.pending = self.pending or signum
-        else:
+        self.pending = self.pending or signum
+        if not self.depth:
             raise RunInterrupted(signum)
 
     @contextlib.contextmanager
@@ -95,6 +99,11 @@ class _Signals:
             yield
         finally:
             self.depth -= 1
+        self.raise_pending()
+
+    def raise_pending(self) -> None:
+        """Raise `RunInterrupted` for a signal received outside `hold()` and not acted
+        on yet (inside a critical section, or swallowed by the code it interrupted)."""
         if not self.depth and self.pending:
             signum, self.pending = self.pending, None
             raise RunInterrupted(signum)
@@ -284,6 +293,7 @@ class _Run:
         for number, experience in enumerate(stream[self.done :], start=self.done + 1):
             self.strategy.train(experience)
             if number == len(stream):
+                signals.raise_pending()  # one that training swallowed still interrupts
                 signals.hold()  # every metric is recorded: the run ends complete
             elapsed = self.elapsed_before + time.perf_counter() - start
             with signals.critical():
