@@ -14,7 +14,7 @@ from runs_support import agem, one_line_error
 from agem.cli.main import main
 
 DEEP = "[" * 100_000 + "]" * 100_000
-SPEC = """
+SWEEP_TOML = """
 [base]
 benchmark = "permuted_digits"
 n_experiences = 1
@@ -54,7 +54,7 @@ def test_compare_refuses_a_config_nested_too_deeply(
 
 def test_a_sweep_reads_deeply_nested_results_without_a_traceback(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
-    spec.write_text(SPEC)
+    spec.write_text(SWEEP_TOML)
     out = tmp_path / "sweep"
     assert agem("sweep", str(spec), "--out", str(out), "--threads", "1").returncode == 0
     (out / "run" / "results.json").write_text(DEEP)

@@ -15,7 +15,7 @@ import pytest
 from runs_support import METRICS, TINY, agem, one_line_error, results, start, wait_for
 
 SMALL = ["--n-experiences", "2", "--hidden-sizes", "16", "--threads", "1", "--lca-beta", "2"]
-SPEC = """
+SWEEP_TOML = """
 [base]
 benchmark = "permuted_digits"
 n_experiences = 2
@@ -87,7 +87,7 @@ def test_a_missing_digest_record_is_refused(tmp_path: Path) -> None:
 
 def test_a_sweep_reports_a_corrupt_checkpoint_as_failed_never_final(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
-    spec.write_text(SPEC)
+    spec.write_text(SWEEP_TOML)
     out = tmp_path / "sweep"
     argv = ["sweep", str(spec), "--out", str(out), "--threads", "1"]
     assert agem(*argv).returncode == 0

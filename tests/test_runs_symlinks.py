@@ -12,7 +12,7 @@ import pytest
 from runs_support import agem, one_line_error, results
 
 SMALL = ["--n-experiences", "1", "--hidden-sizes", "8", "--threads", "1", "--lca-beta", "2"]
-SPEC = """
+SWEEP_TOML = """
 [base]
 benchmark = "permuted_digits"
 n_experiences = 1
@@ -109,7 +109,7 @@ def test_atomic_writes_and_appends_refuse_a_symlinked_target(tmp_path: Path, vic
 # ---- agem sweep --------------------------------------------------------------------------
 def _sweep(tmp_path: Path, out: Path) -> object:
     spec = tmp_path / "spec.toml"
-    spec.write_text(SPEC)
+    spec.write_text(SWEEP_TOML)
     return agem("sweep", str(spec), "--out", str(out), "--threads", "1")
 
 
@@ -122,7 +122,7 @@ def test_a_sweep_refuses_a_symlink_in_its_folder(
     out = tmp_path / "sweep"
     (out / "logs").mkdir(parents=True)
     if planted == "sweep.toml":  # a folder from this very sweep, with its spec a link
-        victim.write_text(SPEC)
+        victim.write_text(SWEEP_TOML)
     (out / planted).symlink_to(victim)
     before = victim.read_bytes()
     line = one_line_error(_sweep(tmp_path, out))
@@ -136,7 +136,7 @@ def test_a_sweep_run_with_a_symlinked_lock_fails_and_the_victim_is_unchanged(
 ) -> None:
     out = tmp_path / "sweep"
     (out / "seed-0").mkdir(parents=True)
-    (out / "sweep.toml").write_text(SPEC)  # this very sweep, one run folder planted
+    (out / "sweep.toml").write_text(SWEEP_TOML)  # this very sweep, one run folder planted
     (out / "seed-0" / ".lock").symlink_to(victim)
     proc = _sweep(tmp_path, out)
     assert proc.returncode == 1, proc.stderr  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from runs_support import agem, one_line_error
 
 pytest.importorskip("ray")
 
-SPEC = """
+SWEEP_TOML = """
 [base]
 benchmark = "permuted_digits"
 n_experiences = 1
@@ -26,7 +26,7 @@ seed = [0]
 @pytest.fixture
 def spec(tmp_path: Path) -> Path:
     path = tmp_path / "spec.toml"
-    path.write_text(SPEC)
+    path.write_text(SWEEP_TOML)
     return path
 
 
