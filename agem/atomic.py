@@ -117,20 +117,22 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def open_append(path: str | Path, *, truncate: bool = False) -> IO[bytes]:
+def open_append(path: str | Path, *, truncate: bool = False, regular: bool = True) -> IO[bytes]:
     """`path` opened to append bytes (created if missing; emptied first with `truncate`),
-    never through a symbolic link and only if it is a regular file."""
+    never through a symbolic link and, with `regular`, only if it is a regular file
+    (`regular=False` also takes a device such as /dev/null)."""
     path = Path(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     flags |= os.O_TRUNC if truncate else os.O_APPEND
-    refuse_link(path)  # before O_TRUNC could touch a FIFO or device
+    if regular:
+        refuse_link(path)  # before O_TRUNC could touch a FIFO or device
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise UnsafeFileError(path) from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    if regular and not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise UnsafeFileError(path, "is not a regular file")
     return os.fdopen(fd, "ab")

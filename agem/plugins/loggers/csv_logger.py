@@ -44,7 +44,7 @@ class CSVLogger(Logger):
             return
         if not self._started:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        raw = open_append(self.path, truncate=not self._started)
+        raw = open_append(self.path, truncate=not self._started, regular=False)
         with io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
             writer = csv.writer(f)
             if not self._started:
