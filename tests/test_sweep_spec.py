@@ -151,18 +151,12 @@ def test_presets_are_listed_and_valid(capsys: pytest.CaptureFixture[str]) -> Non
     for name in PRESETS:
         protocol = get_preset(name)
         selection = protocol.selection_spec()
-        assert {j.values["strategy"] for j in selection.jobs} == {
-            "naive",
-            "ewc",
-            "gem",
-            "agem",
-            "replay",
-            "cumulative",
-        }
+        strategies = {j.values["strategy"] for j in selection.jobs}
+        assert {"naive", "ewc", "gem", "agem", "replay", "cumulative"} <= strategies
         assert all("0:3" in j.options for j in selection.jobs)
         choices = {m.name: {k: v[0] for k, v in m.search.items()} for m in protocol.methods}
         report = protocol.report_spec(choices)
-        assert len(report.jobs) == 6 * 5  # six methods, five seeds
+        assert len(report.jobs) == len(protocol.methods) * 5  # five seeds per method
         assert all("3:20" in j.options for j in report.jobs)
 
 
@@ -182,7 +176,9 @@ def test_paper_pmnist_protocol_values() -> None:
     lrs = {j.values["lr"] for j in protocol.selection_spec().jobs}
     assert lrs == {0.0001, 0.001, 0.003, 0.01, 0.03, 0.1}
     small = protocol.with_overrides({"n_experiences": 5, "lr": [0.1], "seeds": 2})
-    report = small.report_spec({m.name: {"lr": 0.1, "ewc_lambda": 10.0} for m in small.methods})
+    report = small.report_spec(
+        {m.name: {k: v[0] for k, v in m.search.items()} for m in small.methods}
+    )
     replay = next(j for j in report.jobs if j.values["strategy"] == "replay")
     assert "3:5" in replay.options and replay.values["mem_size"] == 500  # 250 x 2 tasks
     assert {j.values["seed"] for j in report.jobs} == {0, 1}

@@ -88,8 +88,10 @@ def permuted_digits(
     train_subset: int | None = None,
     task_labels: bool = False,
     validation_experiences: int = 0,
+    fresh_subset: bool = False,
 ) -> Benchmark:
-    """Digits with one fixed random pixel permutation (of 64) per experience."""
+    """Digits with one fixed random pixel permutation (of 64) per experience
+    (`fresh_subset`: another `train_subset` per experience, see `permuted`)."""
     train, test = load_digits_tensors()
     return permuted(
         train,
@@ -101,4 +103,5 @@ def permuted_digits(
         scale=DIGITS_SCALE,
         task_labels=task_labels,
         validation_experiences=validation_experiences,
+        fresh_subset=fresh_subset,
     )

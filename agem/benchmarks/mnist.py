@@ -50,6 +50,7 @@ def _permuted(
     flatten: bool,
     standardize: bool,
     validation_experiences: int,
+    fresh_subset: bool = False,
 ) -> Benchmark:
     train, test = load_mnist_tensors(dataset, root=root, download=download)
     return permuted(
@@ -63,6 +64,7 @@ def _permuted(
         flatten=flatten,
         standardize=standardize,
         validation_experiences=validation_experiences,
+        fresh_subset=fresh_subset,
     )
 
 
@@ -77,12 +79,14 @@ def permuted_mnist(
     flatten: bool = True,
     standardize: bool = False,
     validation_experiences: int = 0,
+    fresh_subset: bool = False,
 ) -> Benchmark:
     """Permuted MNIST: one fixed random pixel permutation per experience (the first
     permuted too, as in the A-GEM paper), single head, the same 10 classes.
 
     The seed fixes the permutations and the `train_subset` (the same training samples
-    in every experience). `validation_experiences=k` moves the first k experiences to
+    in every experience; `fresh_subset=True`: another subset per experience).
+    `validation_experiences=k` moves the first k experiences to
     `benchmark.info["validation"]` (A-GEM: 20 experiences, k=3, 17 reported).
     """
     return _permuted(
@@ -97,6 +101,7 @@ def permuted_mnist(
         flatten=flatten,
         standardize=standardize,
         validation_experiences=validation_experiences,
+        fresh_subset=fresh_subset,
     )
 
 
@@ -111,6 +116,7 @@ def permuted_fashion_mnist(
     flatten: bool = True,
     standardize: bool = False,
     validation_experiences: int = 0,
+    fresh_subset: bool = False,
 ) -> Benchmark:
     """Permuted Fashion-MNIST: as `permuted_mnist`, on Zalando's Fashion-MNIST."""
     return _permuted(
@@ -125,6 +131,7 @@ def permuted_fashion_mnist(
         flatten=flatten,
         standardize=standardize,
         validation_experiences=validation_experiences,
+        fresh_subset=fresh_subset,
     )
 
 

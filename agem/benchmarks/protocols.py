@@ -170,8 +170,10 @@ def domain_incremental(
     task_labels: bool = False,
     info: dict[str, Any] | None = None,
     validation_experiences: int = 0,
+    train_per_experience: Sequence[tuple[Tensor, Tensor]] | None = None,
 ) -> Benchmark:
-    """One experience per transform, all over the same stored train/test tensors.
+    """One experience per transform, all over the same stored train/test tensors
+    (or, with `train_per_experience`, experience i's own training tensors).
 
     Every experience has the same classes (one head); with `task_labels` experience i
     gets task label i (one head per experience, classes not remapped).
@@ -181,9 +183,12 @@ def domain_incremental(
     x_te, y_te = test
     classes = _classes(y_tr)
     streams: dict[str, list[Experience]] = {"train": [], "test": []}
+    if train_per_experience is not None and len(train_per_experience) != len(transforms):
+        raise ValueError("train_per_experience needs one (x, y) per transform")
     for i, transform in enumerate(transforms):
         task = i if task_labels else 0
-        for stream, (x, y) in (("train", (x_tr, y_tr)), ("test", (x_te, y_te))):
+        own = train_per_experience[i] if train_per_experience is not None else (x_tr, y_tr)
+        for stream, (x, y) in (("train", own), ("test", (x_te, y_te))):
             ds = TensorDataset(x, y, task, transform=transform)
             streams[stream].append(Experience(ds, i, task, classes, stream))
     bm = Benchmark(
@@ -210,19 +215,30 @@ def permuted(
     flatten: bool = True,
     standardize: bool = False,
     validation_experiences: int = 0,
+    fresh_subset: bool = False,
 ) -> Benchmark:
     """One fixed random pixel permutation per experience (the first one permuted too).
 
     Single head, the same classes in every experience. `train_subset` keeps that many
-    training samples (the same ones in every experience), as the A-GEM paper does.
-    The seed fixes the subset and the permutations. `standardize` uses the mean and
-    std of the (subset of the) training pixels.
+    training samples (the same ones in every experience), as the A-GEM authors' code did
+    from February 2019 (1,000, for the tiny-memories paper); the ICLR'19 A-GEM paper
+    trained on every sample. `fresh_subset` draws another `train_subset` for each
+    experience, as that later code did (each task shuffled its training set and kept the
+    first examples). The seed fixes the subsets and the permutations. `standardize` uses
+    the mean and std of the (subsets of the) training pixels.
     """
     _check_counts(n_experiences)
+    if fresh_subset and train_subset is None:
+        raise ValueError("fresh_subset needs a train_subset to draw for each experience")
     g = torch.Generator().manual_seed(seed)
     x_tr, y_tr = take_subset(*train, train_subset, g)
     n_features = int(x_tr[0].numel())
     perms = [torch.randperm(n_features, generator=g) for _ in range(n_experiences)]
+    own: list[tuple[Tensor, Tensor]] | None = None
+    if fresh_subset:  # experience 0 keeps the subset above; the others draw their own
+        own = [(x_tr, y_tr)]
+        own += [take_subset(*train, train_subset, g) for _ in range(n_experiences - 1)]
+        x_tr, y_tr = torch.cat([x for x, _ in own]), torch.cat([y for _, y in own])
     stats = _stats(x_tr, standardize, scale)
     transforms = [PixelPermutation(p, scale=scale, flatten=flatten, **stats) for p in perms]
     info = {"seed": seed, "permutations": [p.tolist() for p in perms]}
@@ -234,6 +250,7 @@ def permuted(
         task_labels=task_labels,
         info=info,
         validation_experiences=validation_experiences,
+        train_per_experience=own,
     )
 
 

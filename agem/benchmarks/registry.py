@@ -2,7 +2,7 @@
 
 Each entry maps a name to a builder called as
 `builder(n_experiences=..., seed=..., data_dir=..., download=..., task_labels=...,
-train_subset=...)`;
+train_subset=..., fresh_subset=...)`;
 entries that do not use an argument ignore it.
 """
 
@@ -43,6 +43,7 @@ def _digits(split_kind: str) -> Callable[..., Benchmark]:
         data_dir: Path | None = None,
         download: bool = True,
         train_subset: int | None = None,
+        fresh_subset: bool = False,
         **_: Any,
     ) -> Benchmark:
         from agem.benchmarks import digits
@@ -51,7 +52,11 @@ def _digits(split_kind: str) -> Callable[..., Benchmark]:
             _no_subset("split_digits", train_subset)
             return digits.split_digits(n_experiences, seed=seed, task_labels=task_labels)
         return digits.permuted_digits(
-            n_experiences, seed=seed, task_labels=task_labels, train_subset=train_subset
+            n_experiences,
+            seed=seed,
+            task_labels=task_labels,
+            train_subset=train_subset,
+            fresh_subset=fresh_subset,
         )
 
     return build
@@ -68,6 +73,7 @@ def _from_files(builder_name: str) -> Callable[..., Benchmark]:
         data_dir: Path | None = None,
         download: bool = True,
         train_subset: int | None = None,
+        fresh_subset: bool = False,
         **_: Any,
     ) -> Benchmark:
         import agem.benchmarks
@@ -78,6 +84,10 @@ def _from_files(builder_name: str) -> Callable[..., Benchmark]:
             if "train_subset" not in inspect.signature(builder).parameters:
                 _no_subset(builder_name, train_subset)
             extra["train_subset"] = train_subset
+        if fresh_subset:
+            if "fresh_subset" not in inspect.signature(builder).parameters:
+                raise ValueError(f"fresh_subset applies to permuted benchmarks, not {builder_name}")
+            extra["fresh_subset"] = True
         return builder(
             n_experiences,
             seed=seed,

@@ -12,11 +12,17 @@ STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
     "patterns_per_experience": ("agem", "gem"),
     "sample_size": ("agem",),
     "sampling": ("agem",),
+    "memory_filling": ("agem", "gem"),
     "memory_strength": ("gem",),
     "mem_size": ("replay",),
     "ewc_lambda": ("ewc",),
     "ewc_mode": ("ewc",),
     "decay_factor": ("ewc",),
+    "si_lambda": ("si",),
+    "si_xi": ("si",),
+    "mas_lambda": ("mas",),
+    "rwalk_lambda": ("rwalk",),
+    "rwalk_alpha": ("rwalk",),
 }
 
 #: option -> the models that read it

@@ -18,6 +18,8 @@ from typing import Any
 from agem.cli.applicability import ignored_options
 from agem.runs.config import (
     EWC_MODES,
+    FILLINGS,
+    INITS,
     MODELS,
     OPTIMIZERS,
     SAMPLINGS,
@@ -32,8 +34,14 @@ _HELP: dict[str, tuple[str, str]] = {
     "n_experiences": ("run", "number of experiences (default: the benchmark's)"),
     "train_subset": (
         "run",
-        "permuted/rotated benchmarks: training samples kept per experience "
-        "(the A-GEM paper's MNIST protocol uses 10000; default: all of them)",
+        "permuted/rotated benchmarks: training samples kept per experience (the A-GEM "
+        "paper, ICLR'19, trains on all of them; its authors' later tiny-memories paper "
+        "keeps 1000; default: all of them)",
+    ),
+    "fresh_subset": (
+        "run",
+        "permuted benchmarks: draw another --train-subset for each experience, as the A-GEM "
+        "authors' 1000-example code did (default: the same samples in every experience)",
     ),
     "experiences": (
         "run",
@@ -50,9 +58,17 @@ _HELP: dict[str, tuple[str, str]] = {
         "run",
         "split benchmarks: one task label and head per experience (default: one head)",
     ),
-    "strategy": ("run", "continual-learning method"),
+    "strategy": (
+        "run",
+        "continual-learning method (pnn: progressive networks, needs --task-labels)",
+    ),
     "model": ("run", "network"),
     "hidden_sizes": ("run", "MLP hidden layer sizes, comma-separated"),
+    "init": (
+        "run",
+        "MLP initial weights: default (PyTorch's) or truncated_normal (the A-GEM authors' "
+        "code: weights from a normal of std 0.1 cut at 2 std, biases 0.1)",
+    ),
     "epochs": ("run", "epochs per experience"),
     "lr": ("run", "learning rate"),
     "optimizer": ("run", "optimizer"),
@@ -100,11 +116,32 @@ _HELP: dict[str, tuple[str, str]] = {
     "patterns_per_experience": ("agem / gem", "episodic memory patterns stored per experience"),
     "sample_size": ("agem / gem", "A-GEM: memory patterns per reference gradient"),
     "sampling": ("agem / gem", "A-GEM: memory sampling (uniform is the paper's)"),
+    "memory_filling": (
+        "agem / gem",
+        "which patterns of an experience are stored: random (uniform), class_balanced "
+        "(an equal number per class, as the A-GEM authors' code stores 25 per class) or, "
+        "A-GEM only, ring_buffer (each class's last examples seen while training, as their "
+        "later code does)",
+    ),
     "memory_strength": ("agem / gem", "GEM: margin added to the projection"),
     "mem_size": ("replay", "replay buffer size"),
     "ewc_lambda": ("ewc", "EWC penalty weight (with SGD lr 0.1, 100 diverges)"),
-    "ewc_mode": ("ewc", "EWC mode"),
+    "ewc_mode": (
+        "ewc",
+        "EWC mode: separate (one Fisher per experience), online (one decayed Fisher), "
+        "running (the A-GEM paper's: one running Fisher, normalised, anchored at the last "
+        "experience's weights)",
+    ),
     "decay_factor": ("ewc", "EWC online mode: Fisher decay"),
+    "si_lambda": (
+        "si / mas / rwalk",
+        "SI (path integral) penalty weight (its importance grows with every experience: "
+        "with plain SGD, lr * lambda too large diverges; see docs/METHODS.md)",
+    ),
+    "si_xi": ("si / mas / rwalk", "SI damping xi of the importance's denominator"),
+    "mas_lambda": ("si / mas / rwalk", "MAS penalty weight"),
+    "rwalk_lambda": ("si / mas / rwalk", "RWalk penalty weight"),
+    "rwalk_alpha": ("si / mas / rwalk", "RWalk: weight of the newest Fisher in its moving average"),
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -113,8 +150,16 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": OPTIMIZERS,
     "sampling": SAMPLINGS,
     "ewc_mode": EWC_MODES,
+    "memory_filling": FILLINGS,
+    "init": INITS,
 }
-_SWITCHES = {"download": False, "checkpoint": False, "task_labels": True, "cuda_graph": True}
+_SWITCHES = {
+    "download": False,
+    "checkpoint": False,
+    "task_labels": True,
+    "cuda_graph": True,
+    "fresh_subset": True,
+}
 
 
 def _integer(text: str) -> int:

@@ -31,6 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("spec", nargs="?", metavar="SWEEP.toml", help="the sweep spec (TOML)")
     p.add_argument("--preset", default=None, help="run a preset protocol instead of a spec")
     p.add_argument("--list-presets", action="store_true", help="list the presets and exit")
+    p.add_argument(
+        "--published",
+        action="store_true",
+        help="preset: skip the selection phase and run the reported phase with the "
+        "hyperparameters the authors published (default: choose them on the selection "
+        "experiences)",
+    )
     p.add_argument("--out", default=None, metavar="DIR", help="the sweep folder")
     p.add_argument(
         "--set",
@@ -114,13 +121,14 @@ def sweep_from_args(args: argparse.Namespace) -> int:
     from agem.cli.main import UsageError, debug_requested
     from agem.sweeps.engines import RAY_TIMEOUT, Engine, LocalEngine, RayEngine
     from agem.sweeps.presets import PRESETS, get_preset
-    from agem.sweeps.runner import describe_incomplete, run_sweep
+    from agem.sweeps.runner import SweepResult, describe_incomplete, run_sweep
     from agem.sweeps.spec import MAX_RUNS, SpecError, load_spec
-    from agem.sweeps.twophase import run_protocol
+    from agem.sweeps.twophase import run_protocol, run_published
 
     if args.list_presets:
         for name in PRESETS:
             print(f"{name:<24} {get_preset(name).summary}")
+        print("see docs/SWEEPS.md for which paper each preset follows and what it costs")
         return 0
     if (args.spec is None) == (args.preset is None):
         raise UsageError("agem sweep: give either SWEEP.toml or --preset NAME")
@@ -130,6 +138,8 @@ def sweep_from_args(args: argparse.Namespace) -> int:
         raise UsageError("agem sweep: --workers, --threads and --fleet must be positive")
     if args.set and args.preset is None:
         raise UsageError("agem sweep: --set applies to presets; edit the spec instead")
+    if args.published and args.preset is None:
+        raise UsageError("agem sweep: --published applies to presets")
     max_runs = MAX_RUNS if args.max_runs is None else args.max_runs
     if max_runs < 1:
         raise UsageError("agem sweep: --max-runs must be positive")
@@ -143,8 +153,15 @@ def sweep_from_args(args: argparse.Namespace) -> int:
     try:
         protocol = spec = None
         if args.preset is not None:
-            protocol = get_preset(args.preset).with_overrides(_overrides(args.set))
-            protocol.selection_spec()  # validate before anything runs
+            overrides = _overrides(args.set)
+            protocol = get_preset(args.preset).with_overrides(overrides)
+            searched = sorted(set(overrides) & protocol.searched())
+            if args.published and searched:
+                raise SpecError(f"--published fixes {', '.join(searched)}; do not --set it")
+            if args.published:  # validate before anything runs
+                protocol.published_spec()
+            else:
+                protocol.selection_spec()
         else:
             spec = load_spec(args.spec, max_runs=max_runs, progress=sys.stderr)
         engine: Engine
@@ -164,7 +181,11 @@ def sweep_from_args(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         how = {"engine": engine, "parallel": args.workers, "threads": threads, "fleet": args.fleet}
-        if protocol is not None:
+        how["stream"] = sys.stdout  # the current one (a default would be bound at import)
+        result: SweepResult | None = None
+        if protocol is not None and args.published:
+            result = run_published(protocol, out, **how)
+        elif protocol is not None:
             result = run_protocol(protocol, out, **how)
         elif spec is not None:
             result = run_sweep(spec, out, max_runs=max_runs, **how)

@@ -26,11 +26,14 @@ from torch.utils.data import Dataset
 
 from agem.plugins.base import Plugin, check_settings
 from agem.plugins.memory import (
+    FILLINGS,
     BatchNorm,
+    ClassRing,
     KeepBatchNormStats,
     batchnorm_modules,
     load_patterns,
     random_subset,
+    select_patterns,
 )
 
 if TYPE_CHECKING:
@@ -143,6 +146,11 @@ class AGEMPlugin(Plugin):
             each share walked through in a reshuffled order so that every stored pattern
             is used once before any is reused).
         seed: seeds the memory and sampling generators; default the strategy's seed.
+        memory_filling: "random" (patterns drawn uniformly from the experience),
+            "class_balanced" (an equal number per class, as the authors' code stores
+            25 per class; see `agem.plugins.memory.select_patterns`), or "ring_buffer"
+            (the authors' later code: each class's last patterns_per_experience //
+            classes examples seen while training, see `agem.plugins.memory.ClassRing`).
 
     The memory stores model inputs (after the dataset's transform) with their labels and
     task labels; each pattern's task label is passed to multi-task models.
@@ -161,7 +169,11 @@ class AGEMPlugin(Plugin):
         *,
         sampling: str = "uniform",
         seed: int | None = None,
+        memory_filling: str = "random",
     ) -> None:
+        if memory_filling not in FILLINGS:
+            raise ValueError(f"memory_filling must be one of {FILLINGS}, got {memory_filling!r}")
+        self.memory_filling = memory_filling
         self.patterns_per_experience = _positive_int(
             "patterns_per_experience", patterns_per_experience
         )
@@ -191,6 +203,7 @@ class AGEMPlugin(Plugin):
         self._cursors: list[int] = []
         self._rotation = 0
         self.device_sampling = False
+        self._ring: ClassRing | None = None
 
     # ---- memory -----------------------------------------------------------------
     @property
@@ -229,7 +242,8 @@ class AGEMPlugin(Plugin):
         device: torch.device | str | None = None,
         task_label: int = 0,
     ) -> None:
-        """Add `patterns_per_experience` patterns of `dataset`, uniformly without replacement.
+        """Add `patterns_per_experience` patterns of `dataset`, uniformly without replacement
+        (or class-balanced, with `memory_filling="class_balanced"`).
 
         `dataset` is any map-style Dataset yielding (x, y) or (x, y, t); patterns without a
         task label get `task_label`. Only the selected patterns are loaded (in parallel
@@ -246,10 +260,15 @@ class AGEMPlugin(Plugin):
         self._ensure_generators(strategy, device)
         self._place(device)
         assert self._memory_gen is not None
-        k = min(self.patterns_per_experience, n)
-        idx = torch.randperm(n, generator=self._memory_gen)[:k]
+        idx = select_patterns(
+            dataset, self.patterns_per_experience, self._memory_gen, filling=self.memory_filling
+        )
         x, y, t = load_patterns(dataset, idx, num_workers=num_workers, task_label=task_label)
-        x, y, t = x.to(device), y.to(device), t.to(device)
+        self._append(x.to(device), y.to(device), t.to(device))
+
+    def _append(self, x: Tensor, y: Tensor, t: Tensor) -> None:
+        """Add one experience's patterns to the memory (on the memory's device)."""
+        k = len(y)
         if self.memory_x is None or self.memory_y is None or self.memory_t is None:
             self.memory_x, self.memory_y, self.memory_t = x, y, t
         else:
@@ -258,7 +277,7 @@ class AGEMPlugin(Plugin):
             self.memory_t = torch.cat([self.memory_t, t])
         self.experience_sizes.append(k)
         if self.sampling == "balanced":
-            self._orders.append(torch.randperm(k, generator=self._sample_gen, device=device))
+            self._orders.append(torch.randperm(k, generator=self._sample_gen, device=y.device))
             self._cursors.append(0)
 
     def sample_from_memory(self) -> tuple[Tensor, Tensor, Tensor]:
@@ -409,10 +428,32 @@ class AGEMPlugin(Plugin):
         grads.gather_g()
         project(grads.g, grads.g_ref)
 
+    def before_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Ring-buffer filling: empty rings for the experience's classes."""
+        exp = strategy.experience
+        if self.memory_filling != "ring_buffer" or exp is None:
+            return
+        classes = sorted(int(c) for c in exp.classes_in_this_experience)
+        per_class = max(1, self.patterns_per_experience // len(classes))
+        self._ring = ClassRing(classes, per_class, torch.device(strategy.device))
+
+    def after_training_iteration(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Ring-buffer filling: write the minibatch just trained on into the rings."""
+        if self._ring is not None:
+            self._ring.add(strategy.mb_x, strategy.mb_y, strategy.mb_task_id)
+
     def after_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         """Store patterns of the experience just learned."""
         exp = strategy.experience
         if exp is None:
+            return
+        if self._ring is not None:  # ring-buffer filling: what the rings hold now
+            taken, self._ring = self._ring.take(), None
+            if taken is not None:
+                device = torch.device(strategy.device)
+                self._ensure_generators(strategy, device)
+                self._place(device)
+                self._append(*taken)
             return
         self.update_memory(
             exp.dataset,

@@ -30,7 +30,13 @@ from torch import Tensor
 
 from agem.extras import require
 from agem.plugins.base import Plugin, check_settings
-from agem.plugins.memory import KeepBatchNormStats, batchnorm_modules, load_patterns
+from agem.plugins.memory import (
+    FILLINGS,
+    KeepBatchNormStats,
+    batchnorm_modules,
+    load_patterns,
+    select_patterns,
+)
 
 if TYPE_CHECKING:
     from agem.template import BaseTemplate
@@ -85,6 +91,7 @@ class GEMPlugin(Plugin):
         memory_strength: the margin gamma >= 0: the dual variables are bounded below by
             it (0.5 by default; 0 gives the plain projection).
         seed: seeds the memory generator; default the strategy's seed.
+        memory_filling: "random" or "class_balanced" (see `AGEMPlugin`).
 
     Memories are kept per experience (by `current_experience`; training an experience
     again replaces its memory) as model inputs on the training device, with labels and
@@ -98,6 +105,7 @@ class GEMPlugin(Plugin):
         memory_strength: float = 0.5,
         *,
         seed: int | None = None,
+        memory_filling: str = "random",
     ) -> None:
         require("gem")  # quadprog: fail now with the pip command, not at the first conflict
         if (
@@ -120,6 +128,11 @@ class GEMPlugin(Plugin):
             )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"seed must be an integer or None, got {seed!r}")
+        if memory_filling not in FILLINGS[:2]:
+            raise ValueError(
+                f"memory_filling must be one of {FILLINGS[:2]} for GEM, got {memory_filling!r}"
+            )
+        self.memory_filling = memory_filling
         self.patterns_per_experience = patterns_per_experience
         self.memory_strength = float(memory_strength)
         self.seed = seed
@@ -136,13 +149,17 @@ class GEMPlugin(Plugin):
         return self._generator
 
     def update_memory(self, strategy: BaseTemplate) -> None:
-        """Store patterns of `strategy.experience`, uniformly without replacement."""
+        """Store patterns of `strategy.experience`, uniformly without replacement (or
+        class-balanced, with `memory_filling="class_balanced"`)."""
         exp = strategy.experience
         if exp is None:
             return
-        n = len(exp.dataset)  # type: ignore[arg-type]
-        k = min(self.patterns_per_experience, n)
-        idx = torch.randperm(n, generator=self._gen(strategy))[:k]
+        idx = select_patterns(
+            exp.dataset,
+            self.patterns_per_experience,
+            self._gen(strategy),
+            filling=self.memory_filling,
+        )
         x, y, t = load_patterns(exp.dataset, idx, task_label=max(exp.task_label, 0))
         device = strategy.device
         self.memories[exp.current_experience] = (x.to(device), y.to(device), t.to(device))

@@ -2,9 +2,9 @@
 
 Estimates (float32 inputs, parameters and their gradient and optimizer buffers) of what
 the run's largest pieces will hold: the replay buffer, the episodic memory of A-GEM/GEM,
-the model, and the LCA curves. A setting whose
-piece alone exceeds the memory available fails with one line naming the flag.
-`check_sizes` needs the settings only (a sweep checks every run with it before any
+the model (for progressive networks, all of its columns), and the LCA curves. A
+setting whose piece alone exceeds the memory available fails with one line naming the
+flag. `check_sizes` needs the settings only (a sweep checks every run with it before any
 starts); `check_fits` also the built benchmark.
 """
 
@@ -54,6 +54,10 @@ def estimates(config: RunConfig, benchmark: Benchmark) -> dict[str, tuple[int, s
     if config.model == "mlp":
         sizes = [int(x.numel()), *config.hidden_sizes, max(benchmark.n_classes, 1)]
         params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+        if config.strategy == "pnn":  # one column per task, k lateral matrices in column k
+            tasks = len(benchmark.train_stream)
+            laterals = sum(a * b for a, b in itertools.pairwise(sizes[1:]))
+            params = tasks * params + laterals * tasks * (tasks - 1) // 2
         # weights, gradients, optimizer buffers, and A-GEM's two flat gradient buffers
         copies = 3 + (2 if config.optimizer != "sgd" else 1)
         copies += 2 if config.strategy == "agem" else 0

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STRATEGIES = ("naive", "agem", "gem", "replay", "ewc", "cumulative")
+STRATEGIES = ("naive", "agem", "gem", "replay", "ewc", "cumulative", "si", "mas", "rwalk", "pnn")
 MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
-EWC_MODES = ("separate", "online")
+FILLINGS = ("random", "class_balanced", "ring_buffer")
+INITS = ("default", "truncated_normal")
+EWC_MODES = ("separate", "online", "running")
 LOGGERS = ("csv", "tensorboard", "wandb")
 DEFAULT_BENCHMARK = "permuted_digits"
 
@@ -57,6 +59,7 @@ _RULES: dict[str, _Rule] = {
     "benchmark": _Rule("str"),  # checked against the registry
     "n_experiences": _Rule("int", 1, MAX_EXPERIENCES, optional=True),
     "train_subset": _Rule("int", 1, optional=True),
+    "fresh_subset": _Rule("bool"),
     "experiences": _Rule("range", optional=True),
     "data_dir": _Rule("str", optional=True),
     "download": _Rule("bool"),
@@ -64,6 +67,7 @@ _RULES: dict[str, _Rule] = {
     "strategy": _Rule("str", choices=STRATEGIES),
     "model": _Rule("str", choices=MODELS),
     "hidden_sizes": _Rule("sizes", 1, MAX_LAYER),
+    "init": _Rule("str", choices=INITS),
     "epochs": _Rule("int", 1),
     "lr": _Rule("float", 0, above=True),
     "optimizer": _Rule("str", choices=OPTIMIZERS),
@@ -78,11 +82,17 @@ _RULES: dict[str, _Rule] = {
     "patterns_per_experience": _Rule("int", 1),
     "sample_size": _Rule("int", 1),
     "sampling": _Rule("str", choices=SAMPLINGS),
+    "memory_filling": _Rule("str", choices=FILLINGS),
     "memory_strength": _Rule("float", 0),
     "mem_size": _Rule("int", 1),
     "ewc_lambda": _Rule("float", 0),
     "ewc_mode": _Rule("str", choices=EWC_MODES),
     "decay_factor": _Rule("float", 0, 1),
+    "si_lambda": _Rule("float", 0),
+    "si_xi": _Rule("float", 0, above=True),
+    "mas_lambda": _Rule("float", 0),
+    "rwalk_lambda": _Rule("float", 0),
+    "rwalk_alpha": _Rule("float", 0, 1, above=True),
     "lca_beta": _Rule("int", 0, optional=True),
     "lca_test_size": _Rule("int", 0),
     "log_every": _Rule("int", 1),
@@ -190,6 +200,7 @@ class RunConfig:
     benchmark: str = DEFAULT_BENCHMARK
     n_experiences: int | None = None
     train_subset: int | None = None
+    fresh_subset: bool = False
     experiences: str | None = None
     data_dir: str | None = None
     download: bool = True
@@ -197,6 +208,7 @@ class RunConfig:
     strategy: str = "agem"
     model: str = "mlp"
     hidden_sizes: tuple[int, ...] = (256, 256)
+    init: str = "default"
     epochs: int = 1
     lr: float = 0.1
     optimizer: str = "sgd"
@@ -211,11 +223,17 @@ class RunConfig:
     patterns_per_experience: int = 250
     sample_size: int = 256
     sampling: str = "uniform"
+    memory_filling: str = "random"
     memory_strength: float = 0.5
     mem_size: int = 1000
     ewc_lambda: float = 10.0
     ewc_mode: str = "separate"
     decay_factor: float = 1.0
+    si_lambda: float = 0.01
+    si_xi: float = 1e-3
+    mas_lambda: float = 0.1
+    rwalk_lambda: float = 1.0
+    rwalk_alpha: float = 0.9
     lca_beta: int | None = 10
     lca_test_size: int = 500
     log_every: int = 10
@@ -233,9 +251,25 @@ class RunConfig:
         if self.benchmark not in BENCHMARKS:
             known = ", ".join(sorted(BENCHMARKS))
             raise ValueError(f"--benchmark must be one of {known}, got {self.benchmark!r}")
+        if self.memory_filling == "ring_buffer" and self.strategy != "agem":
+            raise ValueError("--memory-filling ring_buffer applies to --strategy agem")
+        if self.memory_filling == "ring_buffer" and self.cuda_graph:
+            raise ValueError("--cuda-graph supports --memory-filling random or class_balanced")
+        if self.fresh_subset and self.train_subset is None:
+            raise ValueError("--fresh-subset draws a --train-subset per experience: give one")
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"--momentum applies to --optimizer sgd, not {self.optimizer}")
         self._check_fleet_and_graph()
+        if self.init != "default" and (self.model != "mlp" or self.strategy == "pnn"):
+            raise ValueError(
+                f"--init {self.init} applies to --model mlp (not --strategy pnn, whose "
+                "columns are added during training)"
+            )
+        if self.strategy == "pnn" and (not self.task_labels or self.model != "mlp"):
+            raise ValueError(
+                "--strategy pnn needs --task-labels and --model mlp "
+                "(one column and one head per task)"
+            )
 
     def _check_fleet_and_graph(self) -> None:
         """`fleet` and `cuda_graph` apply to some strategies and models only."""
@@ -263,6 +297,8 @@ class RunConfig:
             raise ValueError("--fleet supports --model mlp without --task-labels")
         if self.strategy == "agem" and self.sampling != "uniform":
             raise ValueError("--fleet supports --sampling uniform")
+        if self.strategy == "agem" and self.memory_filling != "random":
+            raise ValueError("--fleet supports --memory-filling random")
         if self.seed + self.fleet - 1 > MAX_SEED:
             raise ValueError(f"--fleet {self.fleet} from --seed {self.seed} passes {MAX_SEED}")
 

@@ -152,6 +152,7 @@ class _Run:
             data_dir=builder_dir,
             download=config.download,
             train_subset=config.train_subset,
+            fresh_subset=config.fresh_subset,
         )
         if config.experiences is not None:
             from agem.benchmarks.ranges import parse_range, select_experiences
@@ -160,7 +161,13 @@ class _Run:
             self.benchmark = select_experiences(self.benchmark, start, stop)
         check_fits(config, self.benchmark)
         torch.manual_seed(config.seed)  # the model's initial weights
-        model = build_model(config.model, self.benchmark, hidden_sizes=config.hidden_sizes)
+        model = build_model(
+            config.model,
+            self.benchmark,
+            hidden_sizes=config.hidden_sizes,
+            progressive=config.strategy == "pnn",
+            init=config.init,
+        )
         apply_threads(config.threads, model, self.device)  # None: the rule for this model
         optimizer = build_optimizer(config, model)
         out = folder.path

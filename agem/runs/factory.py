@@ -8,13 +8,28 @@ import torch
 from torch import nn
 
 from agem.benchmarks.streams import Benchmark
-from agem.runs.config import MODELS, STRATEGIES, RunConfig
+from agem.runs.config import INITS, MODELS, STRATEGIES, RunConfig
 from agem.template import BaseTemplate
 
 
-def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...]) -> nn.Module:
-    """A model sized for the benchmark's inputs and classes (multi-head with task labels)."""
+def build_model(
+    name: str,
+    benchmark: Benchmark,
+    *,
+    hidden_sizes: tuple[int, ...],
+    progressive: bool = False,
+    init: str = "default",
+) -> nn.Module:
+    """A model sized for the benchmark's inputs and classes (multi-head with task labels;
+    `progressive`: a `ProgressiveNet` of MLP columns, one per task); `init` "truncated_normal"
+    re-initialises an MLP as the A-GEM authors' code does (`agem.models.init`)."""
     from agem import models
+    from agem.models.init import truncated_normal_
+
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}")
+    if init != "default" and (name != "mlp" or progressive):
+        raise ValueError(f"init {init!r} applies to the mlp (not progressive networks)")
 
     first = benchmark.train_stream[0]
     x = first.dataset[0][0]
@@ -26,9 +41,14 @@ def build_model(name: str, benchmark: Benchmark, *, hidden_sizes: tuple[int, ...
             1 + max(c for e in benchmark.train_stream for c in e.classes_in_this_experience),
         )
     )
+    if progressive:
+        if name != "mlp" or not benchmark.task_labels:
+            raise ValueError("a progressive network needs --model mlp and --task-labels")
+        return models.ProgressiveNet(int(x.numel()), hidden_sizes, n_out)
     if name == "mlp":
         cls = models.MultiHeadMLP if benchmark.task_labels else models.MLP
-        return cls(int(x.numel()), hidden_sizes, n_out)
+        model = cls(int(x.numel()), hidden_sizes, n_out)
+        return truncated_normal_(model) if init == "truncated_normal" else model
     if name == "resnet18":
         if x.dim() != 3:
             raise ValueError(
@@ -82,6 +102,7 @@ def build_strategy(
             patterns_per_experience=options["patterns_per_experience"],
             sample_size=options["sample_size"],
             sampling=options["sampling"],
+            memory_filling=options["memory_filling"],
             **common,
         )
     if name == "gem":
@@ -90,6 +111,7 @@ def build_strategy(
             optimizer,
             patterns_per_experience=options["patterns_per_experience"],
             memory_strength=options["memory_strength"],
+            memory_filling=options["memory_filling"],
             **common,
         )
     if name == "replay":
@@ -105,4 +127,20 @@ def build_strategy(
         )
     if name == "cumulative":
         return agem.Cumulative(model, optimizer, **common)
+    if name == "si":
+        return agem.SI(
+            model, optimizer, si_lambda=options["si_lambda"], si_xi=options["si_xi"], **common
+        )
+    if name == "mas":
+        return agem.MAS(model, optimizer, mas_lambda=options["mas_lambda"], **common)
+    if name == "rwalk":
+        return agem.RWalk(
+            model,
+            optimizer,
+            rwalk_lambda=options["rwalk_lambda"],
+            rwalk_alpha=options["rwalk_alpha"],
+            **common,
+        )
+    if name == "pnn":
+        return agem.PNN(model, optimizer, **common)
     raise ValueError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")

@@ -19,6 +19,7 @@ class AGEM(CapturableTemplate):
         patterns_per_experience: memory patterns stored per experience.
         sample_size: memory patterns per reference gradient (default 64).
         sampling: "uniform" (the paper's) or "balanced"; see `AGEMPlugin`.
+        memory_filling: "random", "class_balanced" or "ring_buffer"; see `AGEMPlugin`.
         cuda_graph: capture the step, memory sample and projection included, in a CUDA
             graph (see `agem.cuda_graph`); needs "uniform" sampling, drawn on the device.
         Other arguments as `BaseTemplate`. The A-GEM plugin is `strategy.agem_plugin`;
@@ -34,6 +35,7 @@ class AGEM(CapturableTemplate):
         patterns_per_experience: int,
         sample_size: int = 64,
         sampling: str = "uniform",
+        memory_filling: str = "random",
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -48,7 +50,14 @@ class AGEM(CapturableTemplate):
                 f"cuda_graph=True supports sampling='uniform' only, got {sampling!r} "
                 "(balanced sampling keeps per-step state on the host)"
             )
-        self.agem_plugin = AGEMPlugin(patterns_per_experience, sample_size, sampling=sampling)
+        if cuda_graph is True and memory_filling == "ring_buffer":
+            raise ValueError("cuda_graph=True supports memory_filling 'random' or 'class_balanced'")
+        self.agem_plugin = AGEMPlugin(
+            patterns_per_experience,
+            sample_size,
+            sampling=sampling,
+            memory_filling=memory_filling,
+        )
         super().__init__(
             model,
             optimizer,

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from agem.plugins.ewc import EWCPlugin
+from agem.plugins.ewc_running import RunningEWCPlugin
 from agem.template import BaseTemplate
 
 
@@ -17,7 +18,9 @@ class EWC(BaseTemplate):
 
     Args:
         ewc_lambda: the penalty's weight lambda >= 0.
-        mode: "separate" (one term per past experience) or "online" (one decayed term).
+        mode: "separate" (one term per past experience), "online" (one decayed term) or
+            "running" (the A-GEM authors' EWC: one running, normalised Fisher anchored at
+            the last experience's weights; `agem.plugins.RunningEWCPlugin`).
         decay_factor: online mode only (required there), in [0, 1].
         Other arguments as `BaseTemplate`. The EWC plugin is `strategy.ewc_plugin`;
         the caller's `plugins` list is not modified.
@@ -40,7 +43,13 @@ class EWC(BaseTemplate):
         evaluator: Any = None,
         seed: int | None = None,
     ) -> None:
-        self.ewc_plugin = EWCPlugin(ewc_lambda, mode=mode, decay_factor=decay_factor)
+        self.ewc_plugin: EWCPlugin | RunningEWCPlugin
+        if mode == "running":
+            if decay_factor is not None:
+                raise ValueError("decay_factor is only used in online mode; leave it None")
+            self.ewc_plugin = RunningEWCPlugin(ewc_lambda=ewc_lambda)
+        else:
+            self.ewc_plugin = EWCPlugin(ewc_lambda, mode=mode, decay_factor=decay_factor)
         super().__init__(
             model,
             optimizer,

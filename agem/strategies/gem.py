@@ -18,6 +18,7 @@ class GEM(BaseTemplate):
     Args:
         patterns_per_experience: memory patterns stored per experience.
         memory_strength: margin gamma >= 0 on the dual variables (default 0.5).
+        memory_filling: "random" or "class_balanced"; see `GEMPlugin`.
         Other arguments as `BaseTemplate`. The GEM plugin is `strategy.gem_plugin`;
         the caller's `plugins` list is not modified.
     """
@@ -30,6 +31,7 @@ class GEM(BaseTemplate):
         criterion: nn.Module | None = None,
         patterns_per_experience: int,
         memory_strength: float = 0.5,
+        memory_filling: str = "random",
         train_mb_size: int = 1,
         train_epochs: int = 1,
         eval_mb_size: int | None = None,
@@ -38,7 +40,9 @@ class GEM(BaseTemplate):
         evaluator: Any = None,
         seed: int | None = None,
     ) -> None:
-        self.gem_plugin = GEMPlugin(patterns_per_experience, memory_strength)
+        self.gem_plugin = GEMPlugin(
+            patterns_per_experience, memory_strength, memory_filling=memory_filling
+        )
         super().__init__(
             model,
             optimizer,

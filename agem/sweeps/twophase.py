@@ -3,8 +3,10 @@
 DIR/selection is the sweep of every candidate on the selection experiences; each
 method's candidate with the highest mean A_T there (first one on a tie) is written to
 DIR/selection.json, and DIR itself becomes the sweep of the reported runs on the
-remaining experiences, with its summary. Both phases are ordinary sweep folders, so a
-re-run of the same command continues where it stopped.
+remaining experiences, with its summary. `run_published` skips the selection: DIR is
+the reported sweep with the values the authors published (DIR/published.json). Both
+phases are ordinary sweep folders, so a re-run of the same command continues where it
+stopped.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from agem.sweeps.runner import FINAL, SweepResult, run_sweep
 from agem.sweeps.spec import SpecError, SweepSpec
 
 SELECTION = "selection"
+PUBLISHED = "published.json"
 
 
 def choose(protocol: Protocol, spec: SweepSpec, folder: Path) -> dict[str, dict[str, Any]]:
@@ -112,6 +115,50 @@ def run_protocol(
         stream=stream,
         fleet=fleet,
         also=frozenset({SELECTION, "selection.json"}),
+    )
+
+
+def run_published(
+    protocol: Protocol,
+    out: Path,
+    *,
+    engine: Engine,
+    parallel: int,
+    threads: int | None,
+    stream: TextIO = sys.stdout,
+    fleet: int = 1,
+) -> SweepResult:
+    """The reported phase alone, with the hyperparameters the authors published (each
+    method's values and their source written to DIR/published.json)."""
+    spec = protocol.published_spec()
+    if (
+        out.exists()
+        and any(p.name != LOCK for p in out.iterdir())
+        and not (out / "sweep.toml").is_file()
+    ):
+        raise SpecError(f"{out} exists and is not a sweep folder; use another --out folder")
+    record = {
+        m.name: {**(m.published or {}), "source": m.source} for m in protocol.methods if m.search
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / PUBLISHED, json.dumps(record, indent=2) + "\n")
+    for name, values in record.items():
+        chosen = ", ".join(f"{k}={v}" for k, v in values.items() if k != "source")
+        print(f"published for {name}: {chosen} ({values['source']})", file=stream)
+    print(
+        f"{protocol.name}: report on experiences {protocol.selection}:"
+        f"{protocol.n_experiences} with the published values, {len(spec.jobs)} runs",
+        file=stream,
+    )
+    return run_sweep(
+        spec,
+        out,
+        engine=engine,
+        parallel=parallel,
+        threads=threads,
+        stream=stream,
+        fleet=fleet,
+        also=frozenset({PUBLISHED}),
     )
 
 
