@@ -228,7 +228,8 @@ def test_resume_takes_only_threads(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def _swap_checkpoint(source: Path, target: Path) -> dict[str, Any]:
     """Put `source`'s checkpoint into `target` (interrupted); return target's file times."""
-    (target / "checkpoint.pt").write_bytes((source / "checkpoint.pt").read_bytes())
+    for name in ("checkpoint.pt", "checkpoint.sha256"):
+        (target / name).write_bytes((source / name).read_bytes())
     text = (target / "results.json").read_text().replace('"complete"', '"interrupted"', 1)
     (target / "results.json").write_text(text)
     return {p.name: p.read_bytes() for p in target.iterdir() if p.name != ".lock"}
@@ -255,4 +256,4 @@ def test_a_corrupt_checkpoint_is_refused_in_one_line(
     data = (out / "checkpoint.pt").read_bytes()
     (out / "checkpoint.pt").write_bytes(data[: len(data) // 2])
     (out / "results.json").write_text('{"status": "running"}')
-    assert "not a readable checkpoint" in _resume_error(out, capsys)
+    assert "fails its integrity check" in _resume_error(out, capsys)

@@ -10,7 +10,6 @@ back (`from_file`). Every value is checked when a `RunConfig` is made (also thro
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -326,11 +325,10 @@ class RunConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
         """Read a `config.json` (its recorded "environment" section is ignored)."""
+        from agem.bounded import load_json
+
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}") from None
+        data = load_json(path)  # a regular file of bounded size and nesting
         if isinstance(data, dict):
             data.pop("environment", None)
         try:

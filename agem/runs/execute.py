@@ -13,7 +13,9 @@ SIGINT/SIGTERM end the run with status "interrupted" (`RunInterrupted`); a NaN o
 infinite loss with status "diverged" (`TrainingDiverged`); an error of the environment
 (disk full, permission denied) with status "failed" and a `RunEnvironmentError`.
 Checkpoints and results are written inside a critical section that a signal does not
-cut short (it takes effect right after).
+cut short (it takes effect right after). Once the last experience is trained and
+evaluated (every metric recorded), a signal no longer stops the run: it writes its
+plots and results and ends "complete".
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any, Protocol
 import torch
 
 from agem.runs import checkpoint
-from agem.runs.bounds import check_fits
+from agem.runs.bounds import check_fits, check_sizes
 from agem.runs.config import RunConfig
 from agem.runs.divergence import DivergenceCheck, TrainingDiverged
 from agem.runs.environment import check_device, environment, resolve_data
@@ -63,7 +65,12 @@ class RunEnvironmentError(ValueError):
 
 
 class _Signals:
-    """SIGINT/SIGTERM raise `RunInterrupted`, except inside `critical()` (then after it)."""
+    """SIGINT/SIGTERM raise `RunInterrupted`, except inside `critical()` (then after it).
+
+    A signal is also remembered when it raises: code that caught the exception and went
+    on (a library's broad `except Exception`) cannot lose it, since the end of the next
+    critical section, or `raise_pending`, raises it again.
+    """
 
     def __init__(self) -> None:
         self.pending: int | None = None
@@ -81,9 +88,8 @@ class _Signals:
             signal.signal(sig, old)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.depth:
-            self.pending = self.pending or signum
-        else:
+        self.pending = self.pending or signum
+        if not self.depth:
             raise RunInterrupted(signum)
 
     @contextlib.contextmanager
@@ -93,6 +99,11 @@ class _Signals:
             yield
         finally:
             self.depth -= 1
+        self.raise_pending()
+
+    def raise_pending(self) -> None:
+        """Raise `RunInterrupted` for a signal received outside `hold()` and not acted
+        on yet (inside a critical section, or swallowed by the code it interrupted)."""
         if not self.depth and self.pending:
             signum, self.pending = self.pending, None
             raise RunInterrupted(signum)
@@ -129,6 +140,7 @@ class _Run:
 
         self.config = config
         self.folder = folder
+        check_sizes(config)
         self.device = check_device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -202,6 +214,7 @@ class _Run:
         self.done = 0
         self.elapsed_before = 0.0
         self.checkpoint_seconds = 0.0  # spent capturing and writing checkpoints
+        self.checkpoint_digest: str | None = None  # of the checkpoint now in the folder
         self.results: dict[str, Any] = {}
         self.extra: dict[str, Any] = {}  # more entries for results.json (e.g. fleet_size)
 
@@ -258,11 +271,15 @@ class _Run:
 
     def resume(self) -> None:
         """Load the folder's checkpoint (checked first) or, without one, start over."""
-        state = checkpoint.read(self.folder)
-        if state is None:
+        found = checkpoint.read(self.folder)
+        if found is None:
             self.folder.clear(keep=("config.json",))
         else:
+            state, self.checkpoint_digest = found
             checkpoint.check(state, self.config, self.strategy)
+            before = self.folder.read_json("results.json") or {}
+            if isinstance(before.get("fleet_size"), int):  # a fleet's member continues
+                self.extra["fleet_size"] = before["fleet_size"]
             self.restore_logs(checkpoint.log_bytes(state))
             checkpoint.restore(state, self.strategy)
             self.done = int(state["experiences_done"])
@@ -280,11 +297,15 @@ class _Run:
         """Train the experiences not done yet; checkpoint after each; finish the folder."""
         start = time.perf_counter()
         stream = list(self.benchmark.train_stream)
-        for experience in stream[self.done :]:
+        for number, experience in enumerate(stream[self.done :], start=self.done + 1):
             self.strategy.train(experience)
+            if number == len(stream):
+                signals.raise_pending()  # one that training swallowed still interrupts
+                signals.hold()  # every metric is recorded: the run ends complete
             elapsed = self.elapsed_before + time.perf_counter() - start
             with signals.critical():
                 self.experience_done(elapsed)
+        signals.hold()  # also when a resumed run had trained every experience already
         with signals.critical():
             self.close_loggers()
             return self.finish(self.elapsed_before + time.perf_counter() - start)
@@ -302,7 +323,9 @@ class _Run:
                 checkpoint_seconds=self.checkpoint_seconds,
                 logs=self.log_files(),
             )
-            checkpoint.write(self.folder, state)
+            self.checkpoint_digest = checkpoint.write(
+                self.folder, state, previous=self.checkpoint_digest
+            )
             self.checkpoint_seconds += time.perf_counter() - began
         self.results = self.folder.write_results(self.current_results(elapsed), "running")
 
@@ -383,7 +406,11 @@ def run(
     with _Signals() as signals:
         try:
             if resume:
-                folder.open_existing()
+                try:
+                    folder.open_existing()
+                except OSError:  # e.g. a read-only file system: a complete run stays so
+                    if folder.status() != "complete":
+                        raise
                 if folder.status() == "complete":
                     results = folder.read_json("results.json")
                     assert results is not None
