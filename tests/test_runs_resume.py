@@ -129,9 +129,12 @@ def _random_kills(out: Path, strategy: str, rng: random.Random, extra: list[str]
     """SIGKILL the run (and then its resumptions) at random moments until it completes.
 
     Each process is killed a random time after it has written results.json (so that the
-    kill lands while it trains, evaluates or writes, not while Python starts up).
+    kill lands while it trains, evaluates or writes, not while Python starts up). The
+    window grows by half after every kill, so that on a loaded machine, where a process
+    may need longer than a second to reach its next checkpoint, the run still finishes.
     """
     kills = 0
+    window = 1.0
     args: list[str] = ["run", *TINY, "--strategy", strategy, *extra, "--out", str(out)]
     while True:
         results_file = out / "results.json"
@@ -145,10 +148,11 @@ def _random_kills(out: Path, strategy: str, rng: random.Random, extra: list[str]
 
         wait_for(written)
         try:
-            proc.wait(rng.uniform(0.0, 1.0))
+            proc.wait(rng.uniform(0.0, window))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             kills += 1
+            window *= 1.5
         proc.communicate()
         if proc.returncode == 0:
             return kills
