@@ -12,10 +12,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from agem.cli.debug import DEBUG_VARIABLE, debug_requested
 from agem.extras import MissingExtraError
 from agem.runs.options import OptionParser, UsageError
-
-DEBUG_VARIABLE = "AGEM_DEBUG"
 
 
 def versions() -> str:
@@ -38,13 +37,6 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
         print(versions())
         parser.exit()
-
-
-def debug_requested(args: argparse.Namespace | None = None) -> bool:
-    """True when `--debug` was given or AGEM_DEBUG is set to a true value."""
-    if args is not None and getattr(args, "debug", False):
-        return True
-    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def build_parser() -> argparse.ArgumentParser:

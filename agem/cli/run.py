@@ -114,6 +114,17 @@ def _is_fleet_folder(path: Path) -> bool:
     return any((p / "config.json").is_file() for p in path.glob("seed*"))
 
 
+def _writes_checkpoints(path: Path) -> bool:
+    """Whether the run in `path` writes checkpoints (its config.json says)."""
+    from agem.bounded import load_json
+
+    try:
+        saved = load_json(path / "config.json")
+    except (OSError, ValueError):
+        return True
+    return not (isinstance(saved, dict) and saved.get("checkpoint") is False)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """`run_from_args`, with a run that stops early reported in one line and its exit
     status: 3 when training diverged, 130/143 when SIGINT/SIGTERM interrupted it."""
@@ -133,6 +144,11 @@ def run_command(args: argparse.Namespace) -> int:
             )
         elif _is_fleet_folder(err.out) and not (err.out / "config.json").is_file():
             hint = f"; continue each run with: agem run --resume {err.out}/seed<s>"
+        elif not _writes_checkpoints(err.out):
+            hint = (
+                f"; it writes no checkpoint (--no-checkpoint), so "
+                f"agem run --resume {err.out} would start it over"
+            )
         else:
             hint = f"; continue with: agem run --resume {err.out}"
         print(f"agem: {err}{hint}", file=sys.stderr)

@@ -74,6 +74,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         default=None,
         help="Ray cluster to join (default $RAY_ADDRESS, else a local Ray instance)",
     )
+    p.add_argument(
+        "--ray-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up when Ray cannot be reached or started within SECONDS (default: 30)",
+    )
+    p.add_argument(
+        "--max-runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse a spec or preset of more than N runs (default: 10000)",
+    )
     p.set_defaults(command="sweep")
 
 
@@ -104,11 +118,12 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 
 def sweep_from_args(args: argparse.Namespace) -> int:
     """Validate, run with the chosen engine, print where the summary is."""
+    from agem.cli.debug import debug_requested
     from agem.runs.options import UsageError
-    from agem.sweeps.engines import Engine, LocalEngine, RayEngine
+    from agem.sweeps.engines import RAY_TIMEOUT, Engine, LocalEngine, RayEngine
     from agem.sweeps.presets import PRESETS, get_preset
     from agem.sweeps.runner import SweepResult, describe_incomplete, run_sweep
-    from agem.sweeps.spec import SpecError, load_spec
+    from agem.sweeps.spec import MAX_RUNS, SpecError, load_spec
     from agem.sweeps.twophase import run_protocol, run_published
 
     if args.list_presets:
@@ -126,6 +141,14 @@ def sweep_from_args(args: argparse.Namespace) -> int:
         raise UsageError("agem sweep: --set applies to presets; edit the spec instead")
     if args.published and args.preset is None:
         raise UsageError("agem sweep: --published applies to presets")
+    max_runs = MAX_RUNS if args.max_runs is None else args.max_runs
+    if max_runs < 1:
+        raise UsageError("agem sweep: --max-runs must be positive")
+    ray_timeout = RAY_TIMEOUT if args.ray_timeout is None else args.ray_timeout
+    if not 0 < ray_timeout < float("inf"):
+        raise UsageError("agem sweep: --ray-timeout must be a positive number of seconds")
+    if args.engine != "ray" and (args.ray_timeout is not None or args.ray_address):
+        raise UsageError("agem sweep: --ray-address and --ray-timeout need --engine ray")
     out = Path(args.out)
     threads = args.threads
     try:
@@ -141,10 +164,17 @@ def sweep_from_args(args: argparse.Namespace) -> int:
             else:
                 protocol.selection_spec()
         else:
-            spec = load_spec(args.spec)
+            spec = load_spec(args.spec, max_runs=max_runs, progress=sys.stderr)
         engine: Engine
         if args.engine == "ray":
-            engine = RayEngine(address=args.ray_address, workers=args.workers)
+            ray_engine = RayEngine(
+                address=args.ray_address,
+                workers=args.workers,
+                timeout=ray_timeout,
+                quiet=not debug_requested(args),
+            )
+            ray_engine.connect()  # before anything is written
+            engine = ray_engine
         else:
             engine = LocalEngine(workers=args.workers)
     except SpecError as err:
@@ -159,7 +189,7 @@ def sweep_from_args(args: argparse.Namespace) -> int:
         elif protocol is not None:
             result = run_protocol(protocol, out, **how)
         elif spec is not None:
-            result = run_sweep(spec, out, **how)
+            result = run_sweep(spec, out, max_runs=max_runs, **how)
     except SpecError as err:
         raise UsageError(f"agem sweep: {err}") from None
     except (_Stopped, KeyboardInterrupt) as stop:

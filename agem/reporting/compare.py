@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agem.bounded import MAX_RESULTS_FILE, describe, load_json
+
 IGNORED_FOR_GROUPING = ("seed", "out", "data_dir", "download", "threads", "environment")
 SWEEP_MARKER = "sweep.toml"
 
@@ -85,9 +87,9 @@ def load_run(path: str | Path, *, allow_missing_results: bool = False) -> RunRec
             return RunRecord(folder, _read_config(folder), {"status": "not started"})
         raise ValueError(f"{folder}: no results.json here (not a finished `agem run` folder)")
     try:
-        results = json.loads(results_path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{results_path}: unreadable results ({err})") from None
+        results = load_json(results_path, limit=MAX_RESULTS_FILE)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{results_path}: unreadable results ({describe(err)})") from None
     if not isinstance(results, dict):
         raise ValueError(f"{results_path}: expected a JSON object")
     config = _read_config(folder)
@@ -102,9 +104,9 @@ def _read_config(folder: Path) -> dict[str, Any]:
     if not config_path.is_file():
         return {}
     try:
-        loaded = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{config_path}: unreadable config ({err})") from None
+        loaded = load_json(config_path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{config_path}: unreadable config ({describe(err)})") from None
     return loaded if isinstance(loaded, dict) else {}
 
 

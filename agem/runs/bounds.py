@@ -2,10 +2,11 @@
 
 Estimates (float32 inputs, parameters and their gradient and optimizer buffers) of what
 the run's largest pieces will hold: the memory pieces its strategy's registry entry names
-(the replay buffer, the episodic memory of A-GEM/GEM, ...), and the model (for
-progressive networks, all of its columns). A setting
-whose piece alone exceeds the memory available fails with one
-line naming the flag.
+(the replay buffer, the episodic memory of A-GEM/GEM, ...), the model (for progressive
+networks, all of its columns), and the LCA curves. A setting whose piece alone exceeds the
+memory available fails with one line naming the flag. `check_sizes` needs the settings
+only (a sweep checks every run with it before any starts); `check_fits` also the built
+benchmark.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from agem.runs.config import RunConfig, flag
 from agem.strategies.registry import get_strategy
 
 FLOAT = 4
+LCA_POINT = 32  # bytes per point of an LCA curve: a Python float in a list, and its JSON
 
 
 def available_memory() -> int | None:
@@ -65,12 +67,22 @@ def estimates(config: RunConfig, benchmark: Benchmark) -> dict[str, tuple[int, s
     return out
 
 
-def check_fits(config: RunConfig, benchmark: Benchmark, *, available: int | None = None) -> None:
-    """Raise a one-line ValueError if one piece of the run cannot fit in memory."""
+def config_estimates(config: RunConfig) -> dict[str, tuple[int, str]]:
+    """flag -> (bytes, what) for the pieces whose size the settings alone give."""
+    out: dict[str, tuple[int, str]] = {}
+    if config.lca_beta is not None:
+        points = (config.lca_beta + 1) * (config.n_experiences or 1)
+        out["lca_beta"] = (points * LCA_POINT, "the LCA curves")
+    return out
+
+
+def _refuse_large(
+    config: RunConfig, pieces: dict[str, tuple[int, str]], available: int | None
+) -> None:
     limit = available if available is not None else available_memory()
     if limit is None:
         return
-    for name, (size, what) in estimates(config, benchmark).items():
+    for name, (size, what) in pieces.items():
         if size > limit:
             value = getattr(config, name)
             shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
@@ -78,3 +90,13 @@ def check_fits(config: RunConfig, benchmark: Benchmark, *, available: int | None
                 f"{flag(name)} {shown}: {what} would need about {_gib(size)}, "
                 f"more than the {_gib(limit)} of memory available"
             )
+
+
+def check_sizes(config: RunConfig, *, available: int | None = None) -> None:
+    """Raise a one-line ValueError if a piece sized by the settings alone cannot fit."""
+    _refuse_large(config, config_estimates(config), available)
+
+
+def check_fits(config: RunConfig, benchmark: Benchmark, *, available: int | None = None) -> None:
+    """Raise a one-line ValueError if one piece of the run cannot fit in memory."""
+    _refuse_large(config, {**config_estimates(config), **estimates(config, benchmark)}, available)

@@ -11,12 +11,21 @@ holds plain data and tensors only:
 - "logs": the bytes of metrics.csv and of each TensorBoard event file at that point,
   so that a resumed run rewrites them as they were and appends from there.
 
+`checkpoint.sha256` (JSON) records the SHA-256 of the checkpoint: `read` hashes the
+bytes it is about to load and refuses them unless they match, so a corrupted checkpoint
+is never loaded. The record is written (atomically, and made durable) *before* the
+checkpoint it describes, and lists the digest of the new checkpoint and of the one it
+replaces: a process killed between the two renames leaves the previous checkpoint, which
+still matches, so a kill never makes a good checkpoint unusable, and a file never loads
+with a digest that is not its own.
+
 `check` refuses a checkpoint that does not fit the config or the strategy before
 `restore` changes anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import pickle
 import random
@@ -28,12 +37,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from agem.bounded import load_json, read_bytes
 from agem.core.template import BaseTemplate
 from agem.runs.config import RunConfig
 from agem.runs.folder import RunFolder, RunFolderError
 
 NAME = "checkpoint.pt"
+DIGEST = "checkpoint.sha256"
 FORMAT = 1
+_LARGEST = 2**40  # bytes: a bound for `read_bytes`, far above any checkpoint
 _UNREADABLE = (
     OSError,
     RuntimeError,
@@ -111,31 +123,74 @@ def capture(
     }
 
 
-def write(folder: RunFolder, state: dict[str, Any]) -> None:
-    """Write `state` as the folder's checkpoint, atomically and durably.
+def write(folder: RunFolder, state: dict[str, Any], *, previous: str | None) -> str:
+    """Write `state` as the folder's checkpoint, atomically and durably; return its
+    SHA-256 (hex). `previous` is the digest of the checkpoint now in the folder (None
+    when it has none).
 
-    Serialised in memory first, so that an error of the disk (full, read-only) reaches
-    the caller as the `OSError` it is, not wrapped by torch's zip writer.
+    The digest record goes first (listing the new digest and `previous`), then the
+    checkpoint; see the module docstring. Serialised in memory first, so that an error
+    of the disk (full, read-only) reaches the caller as the `OSError` it is, not wrapped
+    by torch's zip writer.
     """
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    folder.write_bytes(NAME, buffer.getbuffer())
+    data = buffer.getbuffer()
+    digest = hashlib.sha256(data).hexdigest()
+    digests = [digest, *([previous] if previous and previous != digest else [])]
+    folder.write_json(DIGEST, {"format": FORMAT, "sha256": digests})
     folder.sync()
+    folder.write_bytes(NAME, data)
+    folder.sync()
+    return digest
 
 
-def read(folder: RunFolder) -> dict[str, Any] | None:
-    """The folder's checkpoint (loaded with `weights_only=True`), or None if it has none."""
+def _recorded_digests(folder: RunFolder) -> list[str]:
+    path = folder.path / DIGEST
+    try:
+        record = load_json(path)
+    except FileNotFoundError:
+        raise RunFolderError(
+            f"{folder.path / NAME} has no integrity record ({DIGEST} is missing), so it "
+            "cannot be verified; remove it to start the run over"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise RunFolderError(f"{path} is unreadable ({err}); cannot verify {NAME}") from None
+    digests = record.get("sha256") if isinstance(record, dict) else None
+    if not isinstance(digests, list) or not all(isinstance(d, str) for d in digests):
+        raise RunFolderError(f"{path} is malformed; cannot verify {folder.path / NAME}")
+    return digests
+
+
+def read(folder: RunFolder) -> tuple[dict[str, Any], str] | None:
+    """(the folder's checkpoint, its SHA-256), or None if it has none.
+
+    The bytes are verified against the digest record before anything is loaded
+    (`RunFolderError` naming the checkpoint on a mismatch), then loaded from those very
+    bytes with `weights_only=True`.
+    """
     path = folder.path / NAME
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        data = read_bytes(path, limit=_LARGEST)
+    except (OSError, ValueError) as err:
+        raise RunFolderError(f"{path} is not a readable checkpoint ({err})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in _recorded_digests(folder):
+        raise RunFolderError(
+            f"{path} fails its integrity check (its SHA-256 differs from the one recorded "
+            f"in {DIGEST}): the file is corrupt and was not loaded; remove it to start the "
+            "run over"
+        )
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except _UNREADABLE as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunFolderError(f"{path} is not a readable checkpoint ({first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise RunFolderError(f"{path} is not an agem checkpoint of format {FORMAT}")
-    return state
+    return state, digest
 
 
 def check(state: dict[str, Any], config: RunConfig, strategy: BaseTemplate) -> None:

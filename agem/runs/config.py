@@ -10,7 +10,6 @@ back (`from_file`). Every value is checked when a `RunConfig` is made (also thro
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ SAMPLINGS = ("uniform", "balanced")
 FILLINGS = ("random", "class_balanced", "ring_buffer")
 INITS = ("default", "truncated_normal")
 EWC_MODES = ("separate", "online", "running")
+GEM_SOLVERS = ("auto", "quadprog", "device")  # as agem.plugins.gem.SOLVERS
 LOGGERS = ("csv", "tensorboard", "wandb")
 DEFAULT_BENCHMARK = "permuted_digits"
 
@@ -309,6 +309,15 @@ class RunConfig:
         low=0,
         group="agem / gem",
     )
+    gem_solver: str = setting(
+        "auto",
+        "str",
+        "GEM: quadratic-program solver: quadprog (host, exact), device (no host "
+        "synchronisation), auto (quadprog on the CPU with under 5 past experiences, "
+        "else device)",
+        choices=GEM_SOLVERS,
+        group="agem / gem",
+    )
     mem_size: int = setting(1000, "int", "replay buffer size", low=1, group="replay")
     ewc_lambda: float = setting(
         10.0,
@@ -489,11 +498,10 @@ class RunConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
         """Read a `config.json` (its recorded "environment" section is ignored)."""
+        from agem.bounded import load_json
+
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}") from None
+        data = load_json(path)  # a regular file of bounded size and nesting
         if isinstance(data, dict):
             data.pop("environment", None)
         try:

@@ -11,6 +11,8 @@ The order of a run, so that a failure leaves nothing misleading behind:
 
 How a run ends early (signals, divergence, errors of the environment) is
 `agem.runs.lifecycle`; a fleet (`config.fleet` > 1) is `agem.runs.fleet_run`.
+Once the last experience is trained and evaluated (every metric recorded), a signal
+no longer stops the run: it writes its plots and results and ends "complete".
 """
 
 from __future__ import annotations
@@ -80,7 +82,11 @@ def run(
     with Signals() as signals:
         try:
             if resume:
-                folder.open_existing()
+                try:
+                    folder.open_existing()
+                except OSError:  # e.g. a read-only file system: a complete run stays so
+                    if folder.status() != "complete":
+                        raise
                 if folder.status() == "complete":
                     results = folder.read_json("results.json")
                     assert results is not None

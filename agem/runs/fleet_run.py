@@ -69,6 +69,9 @@ class FleetRun:
         start = time.perf_counter()
         for step in range(len(streams[0])):
             self.fleet.train([s[step] for s in streams])
+            if step == len(streams[0]) - 1:
+                signals.raise_pending()  # one that training swallowed still interrupts
+                signals.hold()  # every metric is recorded: the runs end complete
             elapsed = time.perf_counter() - start
             with signals.critical():
                 if self.checkpoint:

@@ -5,6 +5,8 @@
 - The live run holds an exclusive lock (`fcntl.flock` on `.lock` in the folder); the
   kernel drops it when the process ends, however it ends, so a folder left by SIGKILL is
   not locked. A second run on a locked folder is refused.
+- No file in the folder is written through a symbolic link: a link among its entries
+  (the lock included) is refused in one line before anything is written.
 - Every file is written atomically: a temporary file beside it (`.<name>.<pid>.tmp`),
   flushed and fsynced, then renamed over the old one; on any error the temporary file is
   removed. Temporary files left by a killed process are removed when the folder is
@@ -15,40 +17,75 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
 import os
 import shutil
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from agem.atomic import TMP_SUFFIX, write_atomic
+from agem.bounded import MAX_RESULTS_FILE, load_json
 from agem.reporting.compare import run_status
 
 STATUSES = ("running", "complete", "interrupted", "failed", "diverged")
 LOCK = ".lock"
 
 
-def _test_pause(name: str) -> Callable[[], None] | None:
-    """Tests only: `AGEM_TEST_PAUSE_BEFORE_RENAME=<name>:<seconds>` stops the writer of
-    file `name` between its fsync and its rename, so a kill can land there."""
-    pause = os.environ.get("AGEM_TEST_PAUSE_BEFORE_RENAME")
-    if not pause or name != pause.split(":")[0]:
-        return None
-    seconds = float(pause.split(":")[1])
-
-    def sleep() -> None:
-        import time
-
-        time.sleep(seconds)
-
-    return sleep
-
-
 class RunFolderError(ValueError):
     """The run folder cannot be used as asked (reported in one line, exit status 2)."""
+
+
+def lock_file(path: Path, *, user: str) -> int:
+    """An open descriptor of the lock file `path`, exclusively locked and holding our pid.
+
+    The file is never opened through a symbolic link and must be a regular file. A live
+    holder is refused with one line naming it (`user` says what holds such a lock, e.g.
+    "a live run"); the kernel drops the lock when its holder ends, however it ends.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except IsADirectoryError:
+        raise RunFolderError(f"{path} is a folder; it must be a lock file") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise RunFolderError(
+                f"{path} is a symbolic link; refusing to use it as a lock file (remove it)"
+            ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RunFolderError(f"{path} is not a regular file; it must be a lock file")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise RunFolderError(
+            f"{path.parent} is in use by {user} (process {holder}); "
+            "wait for it to end or stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def refuse_links(folder: Path) -> None:
+    """Refuse (RunFolderError) a folder with a symbolic link among its entries: a run
+    writes only its own files there, and a link would send a write elsewhere."""
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.is_symlink():
+            raise RunFolderError(
+                f"{entry} is a symbolic link; a run folder holds only its own files "
+                "(remove it or use another folder)"
+            )
 
 
 def plain(value: Any) -> Any:
@@ -83,6 +120,11 @@ class RunFolder:
         path = self.path
         if path.exists() and not path.is_dir():
             raise RunFolderError(f"--out {path} exists and is not a folder")
+        if path.is_dir() and (path / LOCK).is_symlink():
+            raise RunFolderError(
+                f"{path / LOCK} is a symbolic link; refusing to use it as the run's lock "
+                "(remove it)"
+            )
         if path.is_dir() and not overwrite and self._entries():
             raise RunFolderError(
                 f"--out {path} exists and is not empty; give --overwrite to clear it "
@@ -103,6 +145,7 @@ class RunFolder:
         """Lock an existing run folder (to resume it) and remove stale temporary files."""
         if not self.path.is_dir():
             raise RunFolderError(f"--resume {self.path}: no such run folder")
+        refuse_links(self.path)
         self.lock()
         for entry in self.path.iterdir():
             if entry.name.startswith(".") and entry.name.endswith(TMP_SUFFIX):
@@ -126,23 +169,7 @@ class RunFolder:
         """Take the folder's exclusive lock, or refuse if a live process holds it."""
         if self._lock_fd is not None:
             return
-        path = self.path / LOCK
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except IsADirectoryError:
-            raise RunFolderError(f"{path} is a folder; it must be the run's lock file") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise RunFolderError(
-                f"{self.path} is in use by a live run (process {holder}); "
-                "wait for it to end or stop it first"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
+        self._lock_fd = lock_file(self.path / LOCK, user="a live run")
 
     @property
     def locked(self) -> bool:
@@ -158,7 +185,7 @@ class RunFolder:
     # ---- atomic writes -----------------------------------------------------------
     def write_with(self, name: str, write: Callable[[IO[bytes]], object]) -> Path:
         """Write file `name` atomically through `write(binary_file)`; return its path."""
-        return write_atomic(self.path / name, write, before_rename=_test_pause(name))
+        return write_atomic(self.path / name, write)
 
     def write_bytes(self, name: str, data: bytes | memoryview) -> Path:
         """Write `data` to file `name` atomically."""
@@ -174,12 +201,16 @@ class RunFolder:
         return self.write_bytes(name, text.encode())
 
     def read_json(self, name: str) -> dict[str, Any] | None:
-        """File `name` as JSON, or None if it is missing or not a JSON object."""
+        """File `name` as JSON, or None if it is missing or not a JSON object (a folder or
+        a device in its place is a RunFolderError)."""
+        path = self.path / name
+        if path.exists() and not path.is_file():
+            raise RunFolderError(f"{path} is not a regular file; a run folder holds its own files")
         try:
-            data = json.loads((self.path / name).read_text())
+            data = load_json(path, limit=MAX_RESULTS_FILE)
         except FileNotFoundError:
             return None
-        except json.JSONDecodeError:
+        except ValueError:
             return None
         return data if isinstance(data, dict) else None
 

@@ -51,7 +51,12 @@ class RunEnvironmentError(ValueError):
 
 
 class Signals:
-    """SIGINT/SIGTERM raise `RunInterrupted`, except inside `critical()` (then after it)."""
+    """SIGINT/SIGTERM raise `RunInterrupted`, except inside `critical()` (then after it).
+
+    A signal is also remembered when it raises: code that caught the exception and went
+    on (a library's broad `except Exception`) cannot lose it, since the end of the next
+    critical section, or `raise_pending`, raises it again.
+    """
 
     def __init__(self) -> None:
         self.pending: int | None = None
@@ -69,9 +74,8 @@ class Signals:
             signal.signal(sig, old)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.depth:
-            self.pending = self.pending or signum
-        else:
+        self.pending = self.pending or signum
+        if not self.depth:
             raise RunInterrupted(signum)
 
     @contextlib.contextmanager
@@ -81,6 +85,11 @@ class Signals:
             yield
         finally:
             self.depth -= 1
+        self.raise_pending()
+
+    def raise_pending(self) -> None:
+        """Raise `RunInterrupted` for a signal received outside `hold()` and not acted
+        on yet (inside a critical section, or swallowed by the code it interrupted)."""
         if not self.depth and self.pending:
             signum, self.pending = self.pending, None
             raise RunInterrupted(signum)

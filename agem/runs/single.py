@@ -22,7 +22,7 @@ from agem.core.template import BaseTemplate
 from agem.plugins.loggers import ConsoleLogger, CSVLogger, Logger, TensorBoardLogger, WandBLogger
 from agem.reporting.plots import write_run_plots
 from agem.runs import checkpoint
-from agem.runs.bounds import check_fits
+from agem.runs.bounds import check_fits, check_sizes
 from agem.runs.config import RunConfig
 from agem.runs.divergence import DivergenceCheck
 from agem.runs.environment import check_device, environment, resolve_data
@@ -58,6 +58,7 @@ class SingleRun:
     ) -> None:
         self.config = config
         self.folder = folder
+        check_sizes(config)
         self.device = check_device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -81,6 +82,7 @@ class SingleRun:
         self.done = 0
         self.elapsed_before = 0.0
         self.checkpoint_seconds = 0.0  # spent capturing and writing checkpoints
+        self.checkpoint_digest: str | None = None  # of the checkpoint now in the folder
         self.results: dict[str, Any] = {}
         self.extra: dict[str, Any] = {}  # more entries for results.json (e.g. fleet_size)
 
@@ -195,11 +197,15 @@ class SingleRun:
 
     def resume(self) -> None:
         """Load the folder's checkpoint (checked first) or, without one, start over."""
-        state = checkpoint.read(self.folder)
-        if state is None:
+        found = checkpoint.read(self.folder)
+        if found is None:
             self.folder.clear(keep=("config.json",))
         else:
+            state, self.checkpoint_digest = found
             checkpoint.check(state, self.config, self.strategy)
+            before = self.folder.read_json("results.json") or {}
+            if isinstance(before.get("fleet_size"), int):  # a fleet's member continues
+                self.extra["fleet_size"] = before["fleet_size"]
             self.restore_logs(checkpoint.log_bytes(state))
             checkpoint.restore(state, self.strategy)
             self.done = int(state["experiences_done"])
@@ -213,11 +219,15 @@ class SingleRun:
         """Train the experiences not done yet; checkpoint after each; finish the folder."""
         start = time.perf_counter()
         stream = list(self.benchmark.train_stream)
-        for experience in stream[self.done :]:
+        for number, experience in enumerate(stream[self.done :], start=self.done + 1):
             self.strategy.train(experience)
+            if number == len(stream):
+                signals.raise_pending()  # one that training swallowed still interrupts
+                signals.hold()  # every metric is recorded: the run ends complete
             elapsed = self.elapsed_before + time.perf_counter() - start
             with signals.critical():
                 self.experience_done(elapsed)
+        signals.hold()  # also when a resumed run had trained every experience already
         with signals.critical():
             return self.finish(self.elapsed_before + time.perf_counter() - start)
 
@@ -234,7 +244,9 @@ class SingleRun:
                 checkpoint_seconds=self.checkpoint_seconds,
                 logs=self.log_files(),
             )
-            checkpoint.write(self.folder, state)
+            self.checkpoint_digest = checkpoint.write(
+                self.folder, state, previous=self.checkpoint_digest
+            )
             self.checkpoint_seconds += time.perf_counter() - began
         self.results = self.folder.write_results(self.current_results(elapsed), "running")
 

@@ -19,6 +19,7 @@ class GEM(BaseTemplate):
         patterns_per_experience: memory patterns stored per experience.
         memory_strength: margin gamma >= 0 on the dual variables (default 0.5).
         memory_filling: "random" or "class_balanced"; see `GEMPlugin`.
+        solver, memory_gradients: as `GEMPlugin` ("auto" each by default).
         Other arguments as `BaseTemplate`. The GEM plugin is `strategy.gem_plugin`;
         the caller's `plugins` list is not modified.
     """
@@ -39,9 +40,15 @@ class GEM(BaseTemplate):
         plugins: Sequence[Any] | None = None,
         evaluator: Any = None,
         seed: int | None = None,
+        solver: str = "auto",
+        memory_gradients: str = "auto",
     ) -> None:
         self.gem_plugin = GEMPlugin(
-            patterns_per_experience, memory_strength, memory_filling=memory_filling
+            patterns_per_experience,
+            memory_strength,
+            memory_filling=memory_filling,
+            solver=solver,
+            memory_gradients=memory_gradients,
         )
         super().__init__(
             model,

@@ -168,6 +168,7 @@ register(
             "patterns_per_experience": "patterns_per_experience",
             "memory_strength": "memory_strength",
             "memory_filling": "memory_filling",
+            "gem_solver": "solver",
         },
         memory=(_EPISODIC,),
     )

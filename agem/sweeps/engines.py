@@ -6,7 +6,8 @@ argument list and a log file) and yields an `Outcome` per task, in completion or
 Ray task on a cluster (or a local Ray instance). Both start the same child process,
 `python -m agem ...`, through `run_task`, so a run behaves the same wherever it runs;
 on Linux the child dies with its parent (PR_SET_PDEATHSIG), so a killed sweep never
-leaves a run behind that a re-run would race.
+leaves a run behind that a re-run would race. A log is never opened through a
+symbolic link.
 """
 
 from __future__ import annotations
@@ -16,15 +17,21 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from agem.atomic import open_append
 from agem.extras import require
+
+#: Seconds to reach a Ray cluster before giving up (`agem sweep --ray-timeout`).
+RAY_TIMEOUT = 30.0
 
 _PR_SET_PDEATHSIG = 1
 
@@ -74,7 +81,7 @@ def start_task(task: Task) -> subprocess.Popen[bytes]:
     """Start `python -m agem <argv>` with output to the task's log (after a line with
     the command); it dies with us."""
     task.log.parent.mkdir(parents=True, exist_ok=True)
-    with open(task.log, "ab") as log:
+    with open_append(task.log) as log:
         log.write(("$ agem " + " ".join(task.argv) + "\n").encode())
         log.flush()
         env = None
@@ -144,6 +151,63 @@ class LocalEngine:
             _stop(list(running))
 
 
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a Ray address `HOST:PORT` or `ray://HOST:PORT`; None for the
+    addresses Ray resolves itself ("auto", "local")."""
+    text = address.removeprefix("ray://")
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _check_reachable(address: str, timeout: float) -> None:
+    """A one-line ValueError unless something accepts connections at `address` within
+    `timeout` seconds (Ray itself would retry a refused address for minutes)."""
+    where = _host_port(address)
+    if where is None:
+        return
+    try:
+        with socket.create_connection(where, timeout=timeout):
+            pass
+    except TimeoutError:
+        raise ValueError(
+            f"cannot reach Ray at {address}: no answer within {timeout:g} s (see --ray-timeout)"
+        ) from None
+    except OSError as err:
+        raise ValueError(f"cannot reach Ray at {address}: {err.strerror or err}") from None
+
+
+def _mute_stderr() -> int:
+    """Point file descriptor 2 at /dev/null; return a duplicate of what it was."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    return saved
+
+
+def _unmute_stderr(saved: int) -> None:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool) -> Iterator[None]:
+    """Send what is written to file descriptor 2 (Ray's C++ warnings, "worker died"
+    lines) to /dev/null while `quiet`."""
+    if not quiet:
+        yield
+        return
+    saved = _mute_stderr()
+    try:
+        yield
+    finally:
+        _unmute_stderr(saved)
+
+
 class RayEngine:
     """Each task a Ray task (one CPU each, or `cpus_per_task`).
 
@@ -151,24 +215,72 @@ class RayEngine:
     `RAY_ADDRESS` is used if set, else a local Ray instance with `workers` CPUs is
     started and stopped again. The cluster's machines must see DIR (a shared file
     system) and have this agem installed.
+
+    `connect()` (called by `run` if not before) gives up with a one-line ValueError
+    when the cluster cannot be reached within `timeout` seconds. Unless `quiet=False`,
+    what Ray writes to the terminal (its warnings, "worker died" lines) is discarded.
     """
 
     def __init__(
-        self, *, address: str | None = None, workers: int = 1, cpus_per_task: float = 1.0
+        self,
+        *,
+        address: str | None = None,
+        workers: int = 1,
+        cpus_per_task: float = 1.0,
+        timeout: float = RAY_TIMEOUT,
+        quiet: bool = True,
     ) -> None:
         require("ray")  # fail now, in one line naming the pip command
+        if not timeout > 0:
+            raise ValueError(f"the Ray timeout must be positive, got {timeout}")
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.workers = workers
         self.cpus_per_task = cpus_per_task
+        self.timeout = timeout
+        self.quiet = quiet
+        self._owned = False
 
-    def _init(self) -> bool:
-        """Connect to Ray; True when we started a local instance (ours to shut down)."""
+    def connect(self) -> None:
+        """Join (or start) Ray now, within `timeout` seconds; a one-line ValueError if
+        that fails."""
+        import ray
+
+        if ray.is_initialized():
+            return
+        if self.address:
+            _check_reachable(self.address, self.timeout)
+        failure: list[BaseException] = []
+
+        def init() -> None:
+            try:
+                self._init()
+            except BaseException as err:  # reported by the waiting thread
+                failure.append(err)
+
+        saved = _mute_stderr() if self.quiet else None
+        worker = threading.Thread(target=init, name="ray-init", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if worker.is_alive():
+            if saved is not None:  # Ray keeps trying (muted); our own lines still show
+                sys.stderr = os.fdopen(saved, "w", buffering=1)
+            where = self.address or "a local instance"
+            raise ValueError(
+                f"cannot reach Ray at {where}: no connection within {self.timeout:g} s "
+                "(see --ray-timeout)"
+            )
+        if saved is not None:
+            _unmute_stderr(saved)
+        if failure:
+            raise failure[0]
+        self._owned = True
+
+    def _init(self) -> None:
+        """Connect to Ray (a one-line ValueError if it refuses)."""
         import ray
 
         env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
         runtime_env: dict[str, Any] = {"env_vars": env} if env else {}
-        if ray.is_initialized():
-            return False
         try:
             if self.address:
                 ray.init(
@@ -177,7 +289,7 @@ class RayEngine:
                     log_to_driver=False,
                     logging_level=logging.ERROR,
                 )
-                return True
+                return
             ray.init(
                 address="local",
                 num_cpus=self.workers,
@@ -188,13 +300,17 @@ class RayEngine:
             )
         except (ConnectionError, RuntimeError) as err:
             where = self.address or "a local instance"
-            raise ValueError(f"cannot start or reach Ray at {where}: {err}") from None
-        return True
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"cannot start or reach Ray at {where}: {first}") from None
 
     def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
+        with _quiet_stderr(self.quiet):
+            yield from self._run(tasks)
+
+    def _run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
         import ray
 
-        owned = self._init()
+        self.connect()
         remote = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(run_task)
         pending = {remote.remote(task): task for task in tasks}
         try:
@@ -210,5 +326,6 @@ class RayEngine:
             for ref in pending:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
-            if owned:
+            if self._owned:
+                self._owned = False
                 ray.shutdown()

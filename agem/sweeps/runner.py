@@ -6,6 +6,11 @@ summary. Re-running the same sweep is safe at any point: a complete run is skipp
 unfinished one is resumed from its checkpoint (`agem run --resume`), a missing one is
 started, so the summary ends equal to an uninterrupted sweep's.
 
+One sweep at a time: `run_sweep` holds an exclusive lock on `DIR/.lock` while it runs,
+and a second sweep on DIR is refused at once with one line naming the holder. A sweep
+folder holds only its own files: a symbolic link in it (or in `logs/`) is refused before
+anything is written, and no file is ever written through one.
+
 With `fleet` K > 1, runs not yet started that differ only in their seed, with
 consecutive seeds, go K at a time into one `agem run --fleet K --fleet-folders ...`
 (when their strategy and model can be trained as a fleet), each member still writing
@@ -14,6 +19,7 @@ its own folder DIR/<run name>; a member that was interrupted resumes as a single
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -24,17 +30,21 @@ from pathlib import Path
 from typing import TextIO
 
 from agem.atomic import write_text_atomic
+from agem.bounded import describe, read_text
 from agem.reporting.compare import RunRecord, load_run, run_status
 from agem.runs.config import MAX_FLEET, RunConfig
+from agem.runs.folder import LOCK, RunFolderError, lock_file
 from agem.runs.options import parse_run_argv
 from agem.sweeps.engines import Engine, Outcome, Task
-from agem.sweeps.spec import Job, SpecError, SweepSpec, parse_spec
+from agem.sweeps.spec import MAX_RUNS, Job, SpecError, SweepSpec, parse_spec
 from agem.sweeps.summary import SummaryRow, summarize, write_summary
 
 SPEC_FILE = "sweep.toml"
 LOGS = "logs"
 # A run that ended in one of these is not run again (a diverged run would diverge again).
 FINAL = ("complete", "diverged")
+# `agem run`'s exit status for an error it reports before changing the folder
+USAGE_ERROR = 2
 
 
 @dataclass(frozen=True)
@@ -46,35 +56,82 @@ class SweepResult:
     written: list[Path]
 
 
-def prepare_folder(spec: SweepSpec, out: Path, *, also: frozenset[str] = frozenset()) -> None:
+def prepare_folder(
+    spec: SweepSpec, out: Path, *, also: frozenset[str] = frozenset(), max_runs: int = MAX_RUNS
+) -> None:
     """Create DIR with the spec, or check that DIR holds this very sweep, or one that
     `spec` extends (every stored run again, with the same options: the stored spec is
     then replaced and the new runs are added).
 
-    Raises SpecError (one line) for a folder of another sweep or a non-empty folder
-    that is not a sweep folder (entries named in `also` may be there already).
+    Raises SpecError (one line) for a folder of another sweep, a non-empty folder that
+    is not a sweep folder (entries named in `also` may be there already), or a folder
+    with a symbolic link in it.
     """
+    if check_folder(spec, out, also=also, max_runs=max_runs):
+        write_spec(spec, out)
+
+
+def check_folder(
+    spec: SweepSpec, out: Path, *, also: frozenset[str] = frozenset(), max_runs: int = MAX_RUNS
+) -> bool:
+    """`prepare_folder`'s checks, writing nothing; True when DIR's spec must be written."""
     stored = out / SPEC_FILE
+    _refuse_links(out)
     if stored.is_file():
         try:
-            previous = parse_spec(stored.read_text(encoding="utf-8"), source=str(stored))
-        except SpecError as err:
-            raise SpecError(f"{out} holds a sweep spec that no longer validates: {err}") from None
+            text = read_text(stored)
+            previous = parse_spec(text, source=str(stored), max_runs=max(max_runs, MAX_RUNS))
+        except (OSError, ValueError) as err:
+            raise SpecError(
+                f"{out} holds a sweep spec that no longer validates: {describe(err)}"
+            ) from None
         if previous.canonical() == spec.canonical():
-            return
+            return False
         if not _grows(previous, spec):
             raise SpecError(
                 f"{out} holds a different sweep (see {stored}); use another --out folder"
             )
-        write_text_atomic(stored, spec.to_toml())  # the sweep grows: its runs stay valid
-        return
-    if out.exists() and (not out.is_dir() or any(p.name not in also for p in out.iterdir())):
+        return True  # the sweep grows: its runs stay valid
+    allowed = also | {LOCK}
+    if out.exists() and (not out.is_dir() or any(p.name not in allowed for p in out.iterdir())):
         raise SpecError(f"{out} exists and is not a sweep folder; use another --out folder")
+    return True
+
+
+def write_spec(spec: SweepSpec, out: Path) -> None:
+    """Write DIR/sweep.toml (creating DIR)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(stored, spec.to_toml())
+        write_text_atomic(out / SPEC_FILE, spec.to_toml())
     except OSError as err:
-        raise SpecError(f"cannot write the sweep folder {out}: {err.strerror or err}") from None
+        raise SpecError(f"cannot write the sweep folder {out}: {describe(err)}") from None
+
+
+def _refuse_links(out: Path) -> None:
+    """SpecError if DIR or DIR/logs holds a symbolic link (a write would go elsewhere)."""
+    for folder in (out, out / LOGS):
+        if folder.is_symlink():
+            raise SpecError(f"{folder} is a symbolic link; use a real folder")
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if entry.is_symlink():
+                raise SpecError(
+                    f"{entry} is a symbolic link; a sweep folder holds only its own files "
+                    "(remove it)"
+                )
+
+
+def lock_sweep(out: Path) -> int:
+    """Create DIR if needed and hold its sweep lock (a descriptor; closing it releases
+    the lock); SpecError naming the holder when another sweep runs in DIR."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return lock_file(out / LOCK, user="a running sweep")
+    except RunFolderError as err:
+        raise SpecError(str(err)) from None
+    except OSError as err:
+        raise SpecError(f"cannot lock the sweep folder {out}: {describe(err)}") from None
 
 
 def _grows(previous: SweepSpec, spec: SweepSpec) -> bool:
@@ -186,15 +243,20 @@ def _eta(seconds: list[float], remaining: int, parallel: int) -> str:
 
 
 def _report(outcome: Outcome, folder: Path) -> tuple[str, str]:
-    """(status, what to print) for a finished task."""
+    """(status, what to print) for a finished task. A run that refused to start (exit
+    status 2: e.g. a checkpoint failing its integrity check) failed, whatever its folder
+    said before."""
+    failed = f"FAILED (exit {outcome.returncode}, see {outcome.task.log})"
     try:
         record = load_run(folder)
     except ValueError:
-        return "failed", f"FAILED (exit {outcome.returncode}, see {outcome.task.log})"
+        return "failed", failed
     status = record.status
     if status == "complete":
         a_t = record.value("A_T")
         return status, f"A_T={a_t:.4f}" if a_t is not None else "complete"
+    if outcome.returncode == USAGE_ERROR and status not in FINAL:
+        return "failed", failed
     return status, f"{status.upper()} (exit {outcome.returncode}, see {outcome.task.log})"
 
 
@@ -225,15 +287,49 @@ def run_sweep(
     on_outcome: Callable[[Outcome], None] | None = None,
     also: frozenset[str] = frozenset(),
     fleet: int = 1,
+    max_runs: int = MAX_RUNS,
 ) -> SweepResult:
     """Run every unfinished job of `spec` in `out` with `engine`, then write the summary.
 
     One line per finished run (its A_T and seconds, and its fleet if it ran in one) with
     the overall count and an estimate of the time left; `parallel` is how many tasks go
     at once (for the ETA); `fleet` K > 1 trains up to K seeds of a configuration as one
-    fleet where the fleet can (see `plan`).
+    fleet where the fleet can (see `plan`). DIR is locked for the whole sweep.
     """
-    prepare_folder(spec, out, also=also)
+    write = check_folder(spec, out, also=also, max_runs=max_runs)
+    lock = lock_sweep(out)
+    try:
+        if write:
+            write_spec(spec, out)
+        return _run_locked(spec, out, engine, parallel, threads, stream, on_outcome, fleet)
+    finally:
+        os.close(lock)
+
+
+def _estimate(done: Sequence[Job], out: Path, remaining: int, parallel: int) -> str:
+    """A guess at the time the remaining runs take, from the finished ones."""
+    seconds = []
+    for job in done:
+        with contextlib.suppress(ValueError):
+            value = load_run(out / job.name).value("total_seconds")
+            if value is not None:
+                seconds.append(value)
+    if not seconds or not remaining:
+        return "a time estimate follows the first finished run"
+    left = sum(seconds) / len(seconds) * remaining / max(1, parallel)
+    return f"about {left:.0f} s at {sum(seconds) / len(seconds):.1f} s per finished run"
+
+
+def _run_locked(
+    spec: SweepSpec,
+    out: Path,
+    engine: Engine,
+    parallel: int,
+    threads: int | None,
+    stream: TextIO,
+    on_outcome: Callable[[Outcome], None] | None,
+    fleet: int,
+) -> SweepResult:
     tasks, done = plan(spec, out, threads=threads, fleet=fleet)
     if threads is None:  # each run picks its threads, within its share of the cores
         tasks = [replace(t, omp_threads=default_threads(parallel)) for t in tasks]
@@ -241,6 +337,11 @@ def run_sweep(
     finished = len(done)
     if done:
         print(f"{len(done)} of {total} runs already finished, skipped", file=stream)
+    remaining = total - finished
+    if remaining:
+        guess = _estimate(done, out, remaining, parallel)
+        print(f"{remaining} runs to go, {parallel} at a time: {guess}", file=stream)
+    failed: dict[str, str] = {}
     seconds: list[float] = []
     started = time.perf_counter()
     for outcome in engine.run(tasks):
@@ -249,7 +350,9 @@ def run_sweep(
         for name in names:
             finished += 1
             seconds.append(outcome.seconds / len(names))
-            _, text = _report(outcome, out / name)
+            status, text = _report(outcome, out / name)
+            if status == "failed":
+                failed[name] = f"failed (exit {outcome.returncode}, see {outcome.task.log})"
             eta = _eta(seconds, total - finished, parallel)
             print(
                 f"[{finished}/{total}] {name}  {text}  {outcome.seconds:.1f} s{together}{eta}",
@@ -259,6 +362,7 @@ def run_sweep(
         if on_outcome is not None:
             on_outcome(outcome)
     rows, incomplete = summarize_folder(spec, out)
+    incomplete.update({name: why for name, why in failed.items() if name in incomplete})
     try:
         written = write_summary(rows, out)
     except OSError as err:
@@ -279,5 +383,12 @@ def describe_incomplete(result: SweepResult, command_hint: str) -> Sequence[str]
         return []
     lines = [f"{len(result.incomplete)} run(s) did not complete:"]
     lines += [f"  {name}  {status}" for name, status in result.incomplete.items()]
-    lines.append(f"re-run the same command to resume them: {command_hint}")
+    statuses = list(result.incomplete.values())
+    if "diverged" in statuses:
+        lines.append("diverged runs are final: a re-run does not retry them")
+    failed = [s for s in statuses if s.startswith("failed")]
+    if failed:
+        lines.append("failed runs stopped on an error: see their logs")
+    if len(failed) + statuses.count("diverged") < len(statuses):
+        lines.append(f"re-run the same command to resume the unfinished ones: {command_hint}")
     return lines

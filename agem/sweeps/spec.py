@@ -5,21 +5,29 @@ A spec has a `[base]` table (any `agem run` option, long name with '_' for '-') 
 runs the union of several such products, for options that only make sense together.
 Every run is checked with the real `agem run` parser and `RunConfig` before anything
 runs, so that the sweep knows no option names of its own: an unknown option, a wrong
-type or an empty grid is a `SpecError` with one line.
+type or an empty grid is a `SpecError` with one line. Each run's device must exist on
+this machine and its sizes must fit in memory, as `agem run` checks before it writes.
+A spec of more than `MAX_RUNS` runs is refused (counted before any is built) unless
+`max_runs` raises the limit.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import math
 import re
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from agem.runs.bounds import check_sizes
 from agem.runs.config import RunConfig
+from agem.runs.environment import check_device
 from agem.runs.options import RunOption, UsageError, parse_run_argv, run_options
 
 if sys.version_info >= (3, 11):
@@ -30,6 +38,9 @@ else:  # pragma: no cover - Python 3.10
 # Options a sweep decides itself: where each run goes, and how it is resumed.
 RESERVED = frozenset({"out", "resume", "overwrite", "config", "fleet_folders"})
 SEED = "seed"
+#: The most runs a spec may have unless `--max-runs` raises it.
+MAX_RUNS = 10_000
+_PROGRESS_SECONDS = 1.0
 
 
 class SpecError(ValueError):
@@ -99,10 +110,14 @@ def _argv_for(key: str, value: Any, options: Mapping[str, RunOption], where: str
             f"one run folder); list the seeds and give `agem sweep --fleet K` instead"
         )
     option = options.get(key)
+    negated = options.get(f"no_{key}")
+    if option is None and negated is not None and not isinstance(value, bool):
+        raise SpecError(
+            f"{where}: option {key!r} is true or false (false gives {negated.flag}), got {value!r}"
+        )
     if isinstance(value, bool):
         if option is not None and not option.takes_value:
             return [option.flag] if value else []
-        negated = options.get(f"no_{key}")
         if option is None and negated is not None and not negated.takes_value:
             return [] if value else [negated.flag]
         if option is None:
@@ -121,16 +136,26 @@ def _argv_for(key: str, value: Any, options: Mapping[str, RunOption], where: str
     raise SpecError(f"{where}: option {key!r} has an unusable {type(value).__name__} value")
 
 
+@functools.cache
+def _check_device(name: str) -> None:
+    check_device(name)
+
+
 def _check_argv(argv: list[str], name: str) -> RunConfig:
-    """The `RunConfig` of `agem run <argv>` (its options and every value checked); the
-    complaint becomes a SpecError."""
+    """The `RunConfig` of `agem run <argv>` (its options and every value checked), with
+    its device and sizes checked as `agem run` does before it writes anything; the
+    complaint becomes a SpecError naming the run."""
+    label = "the run" if name == "run" else f"run {name}"
     try:
-        return parse_run_argv(argv)
+        config = parse_run_argv(argv)
+        _check_device(config.device)
+        check_sizes(config)
+        return config
     except UsageError as err:
         message = str(err).removeprefix("agem run: ")
-        raise SpecError(f"run {name}: {message}") from None
+        raise SpecError(f"{label}: {message}") from None
     except ValueError as err:
-        raise SpecError(f"run {name}: {err}") from None
+        raise SpecError(f"{label}: {err}") from None
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
@@ -180,8 +205,25 @@ def _grids(raw: Any) -> list[Mapping[str, Any]]:
     raise SpecError("[grid] must be a table of lists (or [[grid]] tables)")
 
 
-def build_spec(data: Mapping[str, Any]) -> SweepSpec:
-    """Validate a parsed spec (the TOML as a dict) and expand it into jobs."""
+def _count(grids: Sequence[Mapping[str, Any]], max_runs: int) -> int:
+    """The number of runs the grids stand for, refused above `max_runs` (before any
+    run is built)."""
+    total = sum(math.prod(len(v) if isinstance(v, list) else 1 for v in g.values()) for g in grids)
+    if total > max_runs:
+        raise SpecError(
+            f"the spec has {total} runs, more than the limit of {max_runs}; "
+            f"give --max-runs {total} to run them all"
+        )
+    return total
+
+
+def build_spec(
+    data: Mapping[str, Any], *, max_runs: int = MAX_RUNS, progress: TextIO | None = None
+) -> SweepSpec:
+    """Validate a parsed spec (the TOML as a dict) and expand it into jobs.
+
+    More than `max_runs` runs is a SpecError; `progress` gets a line about every second
+    while a large spec is validated."""
     unknown = set(data) - {"base", "grid"}
     if unknown:
         raise SpecError(f"unknown section(s) {sorted(unknown)}: a spec has [base] and [grid]")
@@ -192,6 +234,7 @@ def build_spec(data: Mapping[str, Any]) -> SweepSpec:
         raise SpecError("the spec has no [grid]: nothing to sweep")
     grids = _grids(data["grid"])
     options = run_options()
+    total = _count(grids, max_runs)
     base_argv: list[str] = []
     for key, value in base.items():
         base_argv += _argv_for(key, value, options, "[base]")
@@ -219,24 +262,40 @@ def build_spec(data: Mapping[str, Any]) -> SweepSpec:
         if job.name in seen:
             raise SpecError(f"two grid points give the same run {job.name!r}")
         seen[job.name] = job
-    jobs = [replace(job, config=_check_argv(list(job.options), job.name)) for job in jobs]
+    shown = time.monotonic()
+    checked = []
+    for number, job in enumerate(jobs, start=1):
+        checked.append(replace(job, config=_check_argv(list(job.options), job.name)))
+        if progress is not None and time.monotonic() - shown > _PROGRESS_SECONDS:
+            print(f"validating the spec: {number} of {total} runs checked", file=progress)
+            shown = time.monotonic()
+    jobs = checked
     return SweepSpec(dict(base), tuple(dict(g) for g in grids), tuple(jobs))
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a TOML spec file (SpecError with one line if it is unusable)."""
+def load_spec(
+    path: str | Path, *, max_runs: int = MAX_RUNS, progress: TextIO | None = None
+) -> SweepSpec:
+    """Read and validate a TOML spec file (SpecError with one line if it is unusable:
+    also a file that is not regular or is too large to be a spec)."""
+    from agem.bounded import describe, read_text
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise SpecError(f"cannot read the sweep spec {path}: {err.strerror or err}") from None
-    return parse_spec(text, source=str(path))
+        text = read_text(path)
+    except (OSError, ValueError) as err:
+        raise SpecError(f"cannot read the sweep spec {path}: {describe(err)}") from None
+    return parse_spec(text, source=str(path), max_runs=max_runs, progress=progress)
 
 
-def parse_spec(text: str, *, source: str = "spec") -> SweepSpec:
+def parse_spec(
+    text: str, *, source: str = "spec", max_runs: int = MAX_RUNS, progress: TextIO | None = None
+) -> SweepSpec:
     """Validate TOML text as a sweep spec."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{source}: not valid TOML ({err})") from None
-    return build_spec(data)
+    except RecursionError:
+        raise SpecError(f"{source}: not usable TOML (nested too deeply)") from None
+    return build_spec(data, max_runs=max_runs, progress=progress)

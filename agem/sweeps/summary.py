@@ -1,10 +1,13 @@
 """The summary of a sweep: one row per configuration, mean ± std over its seeds.
 
 A configuration is a job's grid values other than the seed. Only complete runs count;
-the number of seeds is the number of distinct seeds among them. `summary.csv` has a
-mean and a std column per metric, `summary.md` a `mean ± std` cell, `summary.png` the
-final accuracy (higher is better) and forgetting (lower is better) on separate axes.
-All three are written atomically.
+the number of seeds is the number of distinct seeds among them. A metric is averaged
+over the runs that recorded it: its own count `n` says how many, and the runs that
+lacked it are listed. `summary.csv` has a mean, a std and an n column per metric,
+`summary.md` a `mean ± std` cell (with `(n=k)` when k is below the seeds) and the runs
+that lacked a value below the table, `summary.png` the final accuracy (higher is
+better) and forgetting (lower is better) on separate axes. All three are written
+atomically.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +36,14 @@ METRICS: tuple[tuple[str, str], ...] = (
 
 @dataclass(frozen=True)
 class SummaryRow:
-    """One configuration: its grid values, its distinct seeds and (mean, std) per metric."""
+    """One configuration: its grid values, its distinct seeds, (mean, std) per metric,
+    the number of values averaged per metric, and per metric the runs that lacked one."""
 
     configuration: Mapping[str, Any]
     seeds: tuple[Any, ...]
     metrics: Mapping[str, tuple[float | None, float | None]]
+    counts: Mapping[str, int] = field(default_factory=dict)
+    missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -63,12 +69,18 @@ def summarize(
         for run in runs:
             by_seed.setdefault(repr(run.config.get("seed")), run)
         unique = list(by_seed.values())
+        values = {key: [(r, r.value(key)) for r in unique] for key, _ in METRICS}
         metrics = {
-            key: mean_std([v for r in unique if (v := r.value(key)) is not None])
-            for key, _ in METRICS
+            key: mean_std([v for _, v in pairs if v is not None]) for key, pairs in values.items()
+        }
+        counts = {key: sum(v is not None for _, v in pairs) for key, pairs in values.items()}
+        missing = {
+            key: tuple(r.path.name for r, v in pairs if v is None)
+            for key, pairs in values.items()
+            if any(v is None for _, v in pairs)
         }
         seeds = tuple(r.config.get("seed") for r in unique)
-        rows.append(SummaryRow(dict(configuration), seeds, metrics))
+        rows.append(SummaryRow(dict(configuration), seeds, metrics, counts, missing))
     return rows
 
 
@@ -80,19 +92,21 @@ def _columns(rows: Sequence[SummaryRow]) -> list[str]:
 
 
 def to_csv(rows: Sequence[SummaryRow]) -> str:
-    """CSV: the configuration's grid values, `seeds`, then `<metric>_mean,<metric>_std`."""
+    """CSV: the configuration's grid values, `seeds`, then `<metric>_mean,<metric>_std,
+    <metric>_n` (n: the values averaged)."""
     keys = _columns(rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = [*keys, "seeds"]
     for _, name in METRICS:
-        header += [f"{name}_mean", f"{name}_std"]
+        header += [f"{name}_mean", f"{name}_std", f"{name}_n"]
     writer.writerow(header)
     for row in rows:
         cells = [_text(row.configuration.get(k, "")) for k in keys] + [str(len(row.seeds))]
         for key, _ in METRICS:
             mean, std = row.metrics[key]
             cells += ["" if mean is None else repr(mean), "" if std is None else repr(std)]
+            cells.append(str(row.counts.get(key, 0)))
         writer.writerow(cells)
     return buffer.getvalue()
 
@@ -113,9 +127,23 @@ def to_markdown(rows: Sequence[SummaryRow]) -> str:
     for row in rows:
         cells = [_text(row.configuration.get(k, "")) for k in keys] + [str(len(row.seeds))]
         for key, _ in METRICS:
-            cells.append(cell(*row.metrics[key], digits=1 if key == "train_seconds" else 4))
+            text = cell(*row.metrics[key], digits=1 if key == "train_seconds" else 4)
+            n = row.counts.get(key, len(row.seeds))
+            cells.append(text + (f" (n={n})" if 0 < n < len(row.seeds) else ""))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    notes = missing_lines(rows)
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
+
+
+def missing_lines(rows: Sequence[SummaryRow]) -> list[str]:
+    """One line per configuration and metric that some complete runs lacked."""
+    names = dict(METRICS)
+    return [
+        f"{row.label}: {names[key]} missing in {', '.join(runs)} (averaged over "
+        f"{row.counts.get(key, 0)} of {len(row.seeds)})"
+        for row in rows
+        for key, runs in row.missing.items()
+    ]
 
 
 def plot_summary(rows: Sequence[SummaryRow], path: Path) -> Path:

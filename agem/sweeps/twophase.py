@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from agem.atomic import write_text_atomic
 from agem.reporting.compare import load_run, mean_std
+from agem.runs.folder import LOCK
 from agem.sweeps.engines import Engine
 from agem.sweeps.presets import Protocol
 from agem.sweeps.runner import FINAL, SweepResult, run_sweep
@@ -74,7 +75,7 @@ def run_protocol(
     """Both phases (runs grouped into fleets of up to `fleet` seeds where they can be);
     None when the selection phase left runs unfinished."""
     selection_spec = protocol.selection_spec()
-    allowed = (SELECTION, "selection.json")
+    allowed = (SELECTION, "selection.json", LOCK)
     foreign = out.exists() and any(p.name not in allowed for p in out.iterdir())
     if foreign and not (out / "sweep.toml").is_file():  # refuse before any work
         raise SpecError(f"{out} exists and is not a sweep folder; use another --out folder")
@@ -130,7 +131,11 @@ def run_published(
     """The reported phase alone, with the hyperparameters the authors published (each
     method's values and their source written to DIR/published.json)."""
     spec = protocol.published_spec()
-    if out.exists() and any(out.iterdir()) and not (out / "sweep.toml").is_file():
+    if (
+        out.exists()
+        and any(p.name != LOCK for p in out.iterdir())
+        and not (out / "sweep.toml").is_file()
+    ):
         raise SpecError(f"{out} exists and is not a sweep folder; use another --out folder")
     record = {
         m.name: {**(m.published or {}), "source": m.source} for m in protocol.methods if m.search

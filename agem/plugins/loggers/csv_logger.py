@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agem.atomic import open_append
 from agem.plugins.loggers.base import Logger, LossPoint
 
 if TYPE_CHECKING:
@@ -28,7 +30,8 @@ class CSVLogger(Logger):
     - `time/train_seconds`, `time/lca_seconds`, `lca/b{b}`: per trained experience.
 
     The file is started afresh by the first row and appended to at each read-back
-    (every `flush_every` iterations, each epoch end and each evaluation).
+    (every `flush_every` iterations, each epoch end and each evaluation), never through
+    a symbolic link.
     """
 
     def __init__(self, path: str | Path, *, every: int = 1, flush_every: int = 100) -> None:
@@ -44,10 +47,10 @@ class CSVLogger(Logger):
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        mode = "a" if self._started else "w"
         if not self._started:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open(mode, newline="") as f:
+        raw = open_append(self.path, truncate=not self._started, regular=False)
+        with io.TextIOWrapper(raw, encoding="utf-8", newline="") as f:
             writer = csv.writer(f)
             if not self._started:
                 writer.writerow(COLUMNS)
