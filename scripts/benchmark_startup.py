@@ -13,11 +13,16 @@ wandb) where a process imported them, the other imports (agem's own, numpy, ...)
 the rest (interpreter start, building the run, plots, writing files, exit). The table
 gives the medians over the repeats.
 
+`--data KEY` instead times loading dataset KEY (`agem.data.load`) three ways, in turn:
+decoding its files (no cache), reading the decoded arrays back from the cache (a fresh
+process's first load) and a later load in the same process (the memo).
+
 `--tree DIR` (repeatable) runs the same variants with another source tree first on the
 import path (e.g. an older commit from `git archive`), alternating with this one, so
 that a before/after comparison sees the same machine load:
 
     python scripts/benchmark_startup.py --repeats 5
+    python scripts/benchmark_startup.py --data fashion-mnist --repeats 5
     git archive main | tar -x -C /tmp/before
     python scripts/benchmark_startup.py --repeats 5 --tree /tmp/before --json out.json
 """
@@ -105,12 +110,40 @@ def torch_only(tree: Path | None) -> float:
     return time.perf_counter() - began
 
 
+def data_times(key: str, repeats: int) -> None:
+    """Seconds to load dataset `key`: decoded, from the cache, from the memo (medians)."""
+    from agem.data import load
+    from agem.data.cache import CACHE_VARIABLE, clear_memo
+
+    times: dict[str, list[float]] = {"decode": [], "cache": [], "memo": []}
+    with tempfile.TemporaryDirectory(prefix="agem-cache-") as tmp:
+        for _ in range(repeats):
+            for how in times:
+                os.environ[CACHE_VARIABLE] = "off" if how == "decode" else tmp
+                if how != "memo":
+                    clear_memo()
+                began = time.perf_counter()
+                (x_train, _), _ = load(key, download=False)
+                int(x_train.sum())  # every byte read (the cache maps lazily)
+                times[how].append(time.perf_counter() - began)
+                if how == "decode":  # fill the cache for the next two
+                    os.environ[CACHE_VARIABLE] = tmp
+                    clear_memo()
+                    load(key, download=False)
+    for how, values in times.items():
+        print(f"{key} {how}: median {statistics.median(values):.3f} s of {values}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--data", default=None, metavar="KEY", help="time loading KEY")
     parser.add_argument("--tree", type=Path, action="append", default=[])
     parser.add_argument("--json", type=Path, default=None, help="also write every row here")
     args = parser.parse_args()
+    if args.data is not None:
+        data_times(args.data, args.repeats)
+        return
     trees: list[Path | None] = [None, *args.tree]
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="agem-startup-") as tmp:
