@@ -83,11 +83,15 @@ def _env(tree: Path | None) -> dict[str, str]:
 
 
 def measure(tree: Path | None, extra: tuple[str, ...], out: Path) -> dict[str, float]:
-    """One `agem run` process: wall, total_seconds, overhead and import times."""
+    """One `agem run` process: wall, total_seconds, overhead and import times. It runs
+    in `out`'s parent folder, so that `python -m` does not import the agem of the
+    current folder instead of `tree`'s."""
     env = _env(tree)
     argv = [sys.executable, "-X", "importtime", "-m", "agem", "run", "--out", str(out), *extra]
     began = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        argv, env=env, capture_output=True, text=True, check=False, cwd=out.parent
+    )
     wall = time.perf_counter() - began
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
@@ -106,7 +110,7 @@ def measure(tree: Path | None, extra: tuple[str, ...], out: Path) -> dict[str, f
 def torch_only(tree: Path | None) -> float:
     """Wall seconds of a process that imports torch and exits."""
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch"], env=_env(tree), check=True)
+    subprocess.run([sys.executable, "-c", "import torch"], env=_env(tree), check=True, cwd="/")
     return time.perf_counter() - began
 
 
