@@ -35,6 +35,8 @@ def test_round_trip_through_json() -> None:
         ({"n_experiences": 10**6}, "--n-experiences"),
         ({"download": "yes"}, "--no-download"),
         ({"momentum": 0.9, "optimizer": "adam"}, "--momentum"),
+        ({"plot_format": "jpg"}, "--plot-format"),
+        ({"plot_format": "png,png"}, "--plot-format"),
     ],
 )
 def test_bad_values_name_the_flag(changes: dict[str, object], named: str) -> None:
@@ -99,3 +101,10 @@ def test_config_file_with_an_unknown_key_exits_2(
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--learning-rate" in err[0]
+
+
+def test_plot_format_is_normalised_and_does_not_make_another_run() -> None:
+    config = RunConfig(plot_format="SVG, pdf")
+    assert config.plot_format == "pdf,svg" and config.plot_formats() == ("pdf", "svg")
+    assert RunConfig().plot_formats() == ("png",)
+    assert config.same_run(RunConfig()) == []  # resuming with other figure formats is fine
