@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument(
         "--plot-format",
-        default="png",
+        default=None,
         metavar="FORMATS",
         help="figure formats, comma-separated: png, pdf, svg (default png)",
     )
@@ -72,10 +72,12 @@ def compare_from_args(args: argparse.Namespace) -> int:
     import sys
 
     from agem.reporting.compare import FORMATS, comparison_rows, load_runs, split_complete
-    from agem.reporting.plots import plot_formats
+    from agem.reporting.plots import DEFAULT_PLOT_FORMAT, plot_formats
 
     try:
-        formats = plot_formats(args.plot_format)
+        formats = plot_formats(
+            DEFAULT_PLOT_FORMAT if args.plot_format is None else args.plot_format
+        )
     except ValueError as err:
         raise ValueError(f"--plot-format: {err}") from None
     complete, incomplete = split_complete(load_runs(args.runs))
