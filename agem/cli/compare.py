@@ -4,13 +4,15 @@ Runs of the same configuration with different seeds are grouped: their metrics a
 shown as mean ± std over distinct seeds. Only complete runs are compared; the others
 are listed below the table with their status. A sweep folder stands for all its runs,
 and a folder given twice counts once. `--format md|csv|latex` prints the table for a
-document. The plot is written to `--out DIR/comparison.png` (default: the current
-directory); `--no-plot` skips it.
+document. The plot is written beside the inputs (into the sweep folder when one sweep is
+compared, else the folder that holds the compared runs) or to `--out DIR`, as
+comparison.png and/or .pdf, .svg (`--plot-format`); `--no-plot` skips it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -22,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description=(
             "Print a table of the runs' metrics (A_T, F_T, BWT, FWT, LCA_10, training time, "
             "peak memory), mean ± std over seeds of the same configuration, and write "
-            "comparison.png."
+            "comparison.png beside the runs."
         ),
     )
     p.add_argument(
@@ -39,11 +41,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument(
         "--out",
-        default=".",
-        help="folder for comparison.png (default: the current directory)",
+        default=None,
+        metavar="DIR",
+        help="folder for the comparison figure (default: beside the inputs: the sweep "
+        "folder when one sweep is compared, else the folder holding the compared runs)",
+    )
+    p.add_argument(
+        "--plot-format",
+        default=None,
+        metavar="FORMATS",
+        help="figure formats, comma-separated: png, pdf, svg (default png)",
     )
     p.add_argument("--no-plot", action="store_true", help="print the table only")
     p.set_defaults(command="compare")
+
+
+def default_out(runs: list[str]) -> Path:
+    """Where the comparison figure goes by default: the folder the inputs share (a sweep
+    folder stands for itself, a run folder for the folder that holds it)."""
+    from agem.reporting.compare import is_sweep_folder
+
+    places = [
+        str(p.resolve() if is_sweep_folder(p) else p.resolve().parent) for p in map(Path, runs)
+    ]
+    return Path(os.path.commonpath(places))
 
 
 def compare_from_args(args: argparse.Namespace) -> int:
@@ -51,7 +72,14 @@ def compare_from_args(args: argparse.Namespace) -> int:
     import sys
 
     from agem.reporting.compare import FORMATS, comparison_rows, load_runs, split_complete
+    from agem.reporting.plots import DEFAULT_PLOT_FORMAT, plot_formats
 
+    try:
+        formats = plot_formats(
+            DEFAULT_PLOT_FORMAT if args.plot_format is None else args.plot_format
+        )
+    except ValueError as err:
+        raise ValueError(f"--plot-format: {err}") from None
     complete, incomplete = split_complete(load_runs(args.runs))
     rows = comparison_rows(complete)
     info = sys.stdout if args.format == "text" else sys.stderr  # keep md/csv/latex clean
@@ -66,10 +94,10 @@ def compare_from_args(args: argparse.Namespace) -> int:
     if rows and not args.no_plot:
         from agem.reporting.plots import plot_comparison
 
-        target = Path(args.out) / "comparison.png"
+        target = (default_out(args.runs) if args.out is None else Path(args.out)) / "comparison"
         try:
-            path = plot_comparison(rows, target)
+            paths = plot_comparison(rows, target, formats=formats)
         except OSError as err:
             raise ValueError(f"cannot write {target}: {err.strerror or err}") from None
-        print(f"comparison plot: {path}", file=info)
+        print(f"comparison plot: {', '.join(map(str, paths))}", file=info)
     return 0 if rows else 1

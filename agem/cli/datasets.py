@@ -7,7 +7,10 @@ from pathlib import Path
 
 
 def dataset_rows(data_dir: str | Path | None = None) -> list[tuple[str, str, str]]:
-    """(benchmark, dataset, status) for every registered benchmark, without network."""
+    """(benchmark, dataset, status) for every registered benchmark, without network.
+
+    Searched as `agem run` searches: a `data_dir` alone, else the data root and then
+    the system folders (such as /usr/share/datasets/fashion-mnist)."""
     from agem.benchmarks.registry import BENCHMARKS
     from agem.data import locate
 
@@ -17,7 +20,7 @@ def dataset_rows(data_dir: str | Path | None = None) -> list[tuple[str, str, str
         if spec.dataset is None:
             rows.append((name, "(embedded)", "available offline, nothing to download"))
             continue
-        found = locate(spec.dataset, data_dir)
+        found = locate(spec.dataset, data_dir, system_dirs=data_dir is None)
         status = f"found: {found}" if found is not None else "missing"
         rows.append((name, spec.dataset, status))
     return rows
@@ -31,13 +34,19 @@ def format_datasets(data_dir: str | Path | None = None) -> str:
     head = ("benchmark", "dataset", "files")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(2)]
     lines = [f"data root: {data_root(data_dir)} (--data-dir, else $AGEM_DATA, else ~/.cache/agem)"]
+    system = [d for key in sorted(DATASETS) for d in DATASETS[key].system_dirs]
+    if data_dir is None and system:
+        lines.append(f"system folders, searched after it: {', '.join(system)}")
+    elif system:
+        lines.append("system folders are not searched when --data-dir is given")
     lines += [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in [head, *rows]]
     missing = sorted({r[1] for r in rows if r[2] == "missing"})
     for key in missing:
         source = DATASETS[key]
         lines.append("")
         lines.append(f"{source.title} ({key}) is missing: expected {source.expected()}.")
-        lines.append("  looked in: " + ", ".join(str(d) for d in search_dirs(key, data_dir)))
+        searched = search_dirs(key, data_dir, system_dirs=data_dir is None)
+        lines.append("  looked in: " + ", ".join(str(d) for d in searched))
         target = data_root(data_dir) / source.folders[0]
         lines.append(f"  download: automatic on first use (network needed) into {target}")
         lines.append(f"            or by hand from {source.mirrors[0]}")
@@ -55,7 +64,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "they are missing (no network used).",
     )
     p.add_argument(
-        "--data-dir", default=None, help="dataset folder (default $AGEM_DATA, else ~/.cache/agem)"
+        "--data-dir",
+        default=None,
+        help="dataset folder, searched alone as `agem run --data-dir` does (default "
+        "$AGEM_DATA, else ~/.cache/agem, then system folders such as "
+        "/usr/share/datasets/fashion-mnist)",
     )
     p.set_defaults(command="datasets")
 

@@ -43,7 +43,10 @@ def format_matrix(matrix: list[list[float]]) -> str:
 def _metrics_line(results: dict[str, Any]) -> str:
     beta = results.get("lca_beta")
     keys = ("A_T", "F_T", "BWT", "FWT", *([f"LCA_{beta}"] if beta is not None else []))
-    return "  ".join(f"{k}={results[k]:.4f}" for k in keys if results.get(k) is not None)
+    line = "  ".join(f"{k}={results[k]:.4f}" for k in keys if results.get(k) is not None)
+    if results.get("A_T_task_il") is not None:  # split benchmarks: the same run, task given
+        line += f"  (task-incremental: A_T_task_il={results['A_T_task_il']:.4f})"
+    return line
 
 
 def print_results(results: dict[str, Any], out: Path, *, members: list[str] | None = None) -> None:

@@ -46,7 +46,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         metavar="KEY=VALUE",
         help="preset: override an option (TOML value, e.g. n_experiences=5, lr=[0.1], seeds=2)",
     )
-    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where the runs execute: local (default: --workers processes on this machine) "
+        "or ray (each run a Ray task on the cluster at --ray-address or $RAY_ADDRESS, else "
+        "on a local Ray instance; needs agem[ray]); results land in DIR either way",
+    )
     p.add_argument(
         "--workers",
         type=int,

@@ -18,6 +18,7 @@ from typing import Any
 
 from agem.benchmarks.ranges import parse_range
 from agem.benchmarks.registry import BENCHMARKS, get
+from agem.reporting.plots import DEFAULT_PLOT_FORMAT, PLOT_FORMATS, plot_formats
 from agem.strategies.registry import get_strategy, strategy_names, strategy_specs
 
 MODELS = ("mlp", "resnet18")
@@ -39,7 +40,7 @@ MAX_FLEET = 1024
 # fields whose command-line flag is not simply --field-name
 _FLAGS = {"download": "--no-download", "checkpoint": "--no-checkpoint", "plots": "--no-plots"}
 #: settings that change what a run writes or how fast, never its results
-_NOT_RESULTS = ("threads", "checkpoint", "plots")
+_NOT_RESULTS = ("threads", "checkpoint", "plots", "plot_format")
 
 
 def flag(name: str) -> str:
@@ -407,9 +408,17 @@ class RunConfig:
     plots: bool = setting(
         True,
         "bool",
-        "do not draw the PNG plots of the run (and do not import matplotlib; "
+        "do not draw the run's figures (and do not import matplotlib; "
         "default: draw them when the run completes)",
         switch=False,
+        group="evaluation and logging",
+    )
+    plot_format: str = setting(
+        DEFAULT_PLOT_FORMAT,
+        "str",
+        f"figure formats, comma-separated: {', '.join(PLOT_FORMATS)} (PDF and SVG for "
+        "papers and slides; a sweep's summary figure and `agem compare` take the same "
+        f"list; default {DEFAULT_PLOT_FORMAT})",
         group="evaluation and logging",
     )
     fleet: int = setting(
@@ -432,6 +441,13 @@ class RunConfig:
         for name in self.field_names():
             object.__setattr__(self, name, _check(name, getattr(self, name)))
         object.__setattr__(self, "logger", ",".join(_logger_names(self.logger)))
+        try:
+            object.__setattr__(self, "plot_format", ",".join(plot_formats(self.plot_format)))
+        except ValueError:
+            raise ValueError(
+                f"--plot-format must be a comma-separated list of {', '.join(PLOT_FORMATS)} "
+                f"without repeats, got {self.plot_format!r}"
+            ) from None
         if self.memory_filling == "ring_buffer" and self.strategy != "agem":
             raise ValueError("--memory-filling ring_buffer applies to --strategy agem")
         if self.memory_filling == "ring_buffer" and self.cuda_graph:
@@ -529,6 +545,10 @@ class RunConfig:
         """The loggers of `logger`, e.g. ("csv", "tensorboard")."""
         return tuple(self.logger.split(","))
 
+    def plot_formats(self) -> tuple[str, ...]:
+        """The figure formats of `plot_format`, e.g. ("png", "pdf")."""
+        return tuple(self.plot_format.split(","))
+
     def resolved(self) -> RunConfig:
         """This config with the benchmark's default number of experiences filled in."""
         if self.n_experiences is not None:
@@ -537,6 +557,6 @@ class RunConfig:
 
     def same_run(self, other: RunConfig) -> list[str]:
         """The flags of the settings that differ from `other`'s, except those that do not
-        change results (threads, checkpoint, plots)."""
+        change results (threads, checkpoint, figures)."""
         a, b = self.resolved().to_dict(), other.resolved().to_dict()
         return [flag(k) for k in a if k not in _NOT_RESULTS and a[k] != b[k]]

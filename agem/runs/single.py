@@ -255,9 +255,14 @@ class SingleRun:
         them (TensorBoard writes its hyperparameters, W&B finishes), then write
         results.json ("complete")."""
         results = self.current_results(elapsed)
-        plots = write_run_plots(results, self.folder.path) if self.config.plots else []
+        plots = (
+            write_run_plots(results, self.folder.path, formats=self.config.plot_formats())
+            if self.config.plots
+            else []
+        )
+        images = [p for p in plots if p.suffix == ".png"]  # what loggers can show
         for logger in self.loggers:
-            logger.log_plots(plots)
+            logger.log_plots(images)
             logger.close("complete")
         self.results = self.folder.write_results(results, "complete")
         return self.results

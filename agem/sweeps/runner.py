@@ -32,6 +32,7 @@ from typing import TextIO
 from agem.atomic import write_text_atomic
 from agem.bounded import describe, read_text
 from agem.reporting.compare import RunRecord, load_run, run_status
+from agem.reporting.plots import DEFAULT_PLOT_FORMAT, plot_formats
 from agem.runs.config import MAX_FLEET, RunConfig
 from agem.runs.folder import LOCK, RunFolderError, lock_file
 from agem.runs.options import parse_run_argv
@@ -380,12 +381,17 @@ def _run_locked(
     rows, incomplete = summarize_folder(spec, out)
     incomplete.update({name: why for name, why in failed.items() if name in incomplete})
     try:
-        written = write_summary(rows, out)
+        written = write_summary(rows, out, formats=summary_formats(spec))
     except OSError as err:
         raise SpecError(f"cannot write the summary in {out}: {err.strerror or err}") from None
     if tasks:
         print(f"sweep time {time.perf_counter() - started:.1f} s", file=stream)
     return SweepResult(rows, incomplete, written)
+
+
+def summary_formats(spec: SweepSpec) -> tuple[str, ...]:
+    """The formats of the summary figure: the runs' `plot_format` of the spec's base."""
+    return plot_formats(str(spec.base.get("plot_format", DEFAULT_PLOT_FORMAT)))
 
 
 def default_threads(workers: int) -> int:

@@ -178,6 +178,8 @@ def test_compare_reads_a_sweep_folder(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "0.7000 ± 0.1414" in out
     assert f"{unstarted}  not started" in out
+    assert main(["compare", str(sweep)]) == 0  # the figure goes into the sweep folder
+    assert (sweep / "comparison.png").is_file()
 
 
 def test_labels_name_only_what_differs_within_a_strategy(tmp_path: Path) -> None:
@@ -188,3 +190,37 @@ def test_labels_name_only_what_differs_within_a_strategy(tmp_path: Path) -> None
     ]
     labels = [row["label"] for row in comparison_rows(runs)]
     assert labels == ["replay", "agem (lr=0.1)", "agem (lr=0.03)"]
+
+
+def test_compare_writes_its_figure_beside_the_runs_not_in_the_current_folder(
+    two_runs: list[Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    beside = two_runs[0].parent / "comparison.png"
+    beside.unlink(missing_ok=True)
+    capsys.readouterr()
+    assert main(["compare", *map(str, two_runs)]) == 0
+    assert f"comparison plot: {beside}" in capsys.readouterr().out
+    assert beside.is_file() and not list(elsewhere.iterdir())
+    beside.unlink()
+
+
+def test_compare_writes_pdf_and_svg_on_request(
+    two_runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    args = ["compare", *map(str, two_runs), "--out", str(tmp_path), "--plot-format", "pdf,svg"]
+    assert main(args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comparison.pdf", "comparison.svg"]
+    assert (tmp_path / "comparison.pdf").read_bytes().startswith(b"%PDF-")
+    assert ET.parse(tmp_path / "comparison.svg").getroot().tag.endswith("svg")
+    capsys.readouterr()
+    assert main([*args[:-1], "jpg"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--plot-format" in err[0] and "png, pdf, svg" in err[0]

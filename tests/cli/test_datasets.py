@@ -80,10 +80,34 @@ def test_datasets_reports_the_debian_folder(tmp_path, capsys, monkeypatch):
     write_mnist(system)
     source = dataclasses.replace(DATASETS["fashion-mnist"], system_dirs=(str(system),))
     monkeypatch.setitem(DATASETS, "fashion-mnist", source)
-    assert main(["datasets", "--data-dir", str(tmp_path / "empty")]) == 0
+    monkeypatch.setenv("AGEM_DATA", str(tmp_path / "empty"))
+    assert main(["datasets"]) == 0
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("split_fashion_mnist"))
     assert f"found: {system}" in line
+    assert f"system folders, searched after it: {system}" in out
+
+
+def test_datasets_names_the_system_folders_it_looked_in(tmp_path, capsys, monkeypatch):
+    """A dataset missing everywhere lists the system folders among those searched; with
+    --data-dir only that folder is searched, as `agem run --data-dir` does."""
+    system = tmp_path / "usr-share-datasets-fashion-mnist"
+    source = dataclasses.replace(DATASETS["fashion-mnist"], system_dirs=(str(system),))
+    monkeypatch.setitem(DATASETS, "fashion-mnist", source)
+    monkeypatch.setenv("AGEM_DATA", str(tmp_path / "root"))
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    looked = next(
+        x
+        for x in out.split("Fashion-MNIST (fashion-mnist) is missing")[1].splitlines()
+        if "looked in" in x
+    )
+    assert str(system) in looked and str(tmp_path / "root" / "fashion-mnist") in looked
+    write_mnist(system)
+    assert main(["datasets", "--data-dir", str(tmp_path / "alone")]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("split_fashion_mnist"))
+    assert "missing" in line and "system folders are not searched" in out
 
 
 def test_run_without_benchmark_is_offline(tmp_path, capsys, offline, threads):

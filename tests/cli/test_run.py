@@ -103,3 +103,33 @@ def test_bad_options_exit_2(bad: list[str], capsys: pytest.CaptureFixture[str]) 
     assert main(["run", *bad]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0]
+
+
+def test_split_run_in_pdf_and_svg_reports_task_and_class_incremental_accuracy(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A split benchmark evaluated with one head over all classes: results.json,
+    metrics.csv and the printed line carry A_T_task_il beside A_T; the figures are written
+    as PDF and SVG only (and a permuted run, every class in every experience, has no
+    task-incremental accuracy)."""
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "split"
+    args = ["run", "--benchmark", "split_digits", "--strategy", "naive", "--out", str(out)]
+    assert main([*args, *ARGS, "--n-experiences", "5", "--plot-format", "svg,pdf"]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert 0.0 <= results["A_T"] < results["A_T_task_il"] <= 1.0
+    assert len(results["accuracy_matrix_task_il"]) == 5
+    assert f"A_T_task_il={results['A_T_task_il']:.4f}" in printed
+    assert "metrics/A_T_task_il" in (out / "metrics.csv").read_text()
+    config = json.loads((out / "config.json").read_text())
+    assert config["plot_format"] == "pdf,svg"
+    figures = sorted(p.name for p in out.iterdir() if p.suffix in (".png", ".pdf", ".svg"))
+    names = ("accuracy_matrix", "accuracy_over_time", "lca")
+    assert figures == sorted(f"{n}.{s}" for n in names for s in ("pdf", "svg"))
+    for name in names:
+        assert (out / f"{name}.pdf").read_bytes().startswith(b"%PDF-")
+        assert ET.parse(out / f"{name}.svg").getroot().tag.endswith("svg")
+    permuted = json.loads((run_dir / "results.json").read_text())
+    assert "A_T_task_il" not in permuted and "accuracy_matrix_task_il" not in permuted

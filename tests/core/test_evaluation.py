@@ -378,3 +378,54 @@ def test_train_kwargs_reach_the_evaluators_evaluations(multihead: bool) -> None:
     # b_j (1), LCA points (3 per experience) and the stream after each experience (1 each)
     assert len(rec.seen) == 1 + 2 * 3 + 2
     assert all(kw == {"num_workers": 0, "marker": "x"} for kw in rec.seen)
+
+
+def _split_bm(n_exp: int = 3, n: int = 40) -> Any:
+    """Experience k holds classes 2k and 2k+1 of a 2 * n_exp class problem."""
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(n_exp, 8, 2, generator=g)
+
+    def part(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(n, 8, generator=g)
+        return x, 2 * k + (x @ w[k]).argmax(dim=1)
+
+    return from_tensors(train=[part(k) for k in range(n_exp)], test=[part(k) for k in range(n_exp)])
+
+
+def test_split_runs_report_task_incremental_accuracy_beside_class_incremental() -> None:
+    """One evaluation, two accuracies: argmax over every class (the headline R, A_T) and
+    argmax over the evaluated experience's own classes (R and A_T `_task_il`)."""
+    bm = _split_bm()
+    ev = EvaluationPlugin(eval_stream=bm.test_stream, eval_every="experience", lca_beta=None)
+    torch.manual_seed(0)
+    model = agem.models.MLP(input_size=8, hidden_sizes=(16,), num_classes=6)
+    s = agem.Naive(
+        model, torch.optim.SGD(model.parameters(), lr=0.2), train_mb_size=10, evaluator=ev
+    )
+    s.train(bm.train_stream)
+    summary = ev.summary()
+    model.eval()
+    expected_class, expected_task = [], []
+    with torch.no_grad():
+        for exp in bm.test_stream:
+            x, y = exp.dataset.x, exp.dataset.y
+            out = model(x)
+            expected_class.append((out.argmax(1) == y).float().mean().item())
+            mask = torch.full((6,), float("-inf"))
+            mask[list(exp.classes_in_this_experience)] = 0
+            expected_task.append(((out + mask).argmax(1) == y).float().mean().item())
+    assert summary["accuracy_matrix"][-1] == pytest.approx(expected_class)
+    assert summary["accuracy_matrix_task_il"][-1] == pytest.approx(expected_task)
+    assert summary["A_T_task_il"] == pytest.approx(sum(expected_task) / 3)
+    assert summary["A_T_task_il"] > summary["A_T"]  # naive forgets across tasks, not within
+    state = ev.state_dict()
+    fresh = EvaluationPlugin(eval_stream=bm.test_stream, eval_every="experience", lca_beta=None)
+    fresh.load_state_dict(json.loads(json.dumps(state)))
+    assert fresh.summary()["accuracy_matrix_task_il"] == summary["accuracy_matrix_task_il"]
+
+
+def test_no_task_incremental_accuracy_where_every_experience_has_every_class() -> None:
+    bm = _bm()
+    ev = EvaluationPlugin(eval_stream=bm.test_stream, eval_every="experience", lca_beta=None)
+    _strategy(ev).train(bm.train_stream)
+    assert "A_T_task_il" not in ev.summary() and "accuracy_matrix_task_il" not in ev.summary()

@@ -35,6 +35,8 @@ def test_round_trip_through_json() -> None:
         ({"n_experiences": 10**6}, "--n-experiences"),
         ({"download": "yes"}, "--no-download"),
         ({"momentum": 0.9, "optimizer": "adam"}, "--momentum"),
+        ({"plot_format": "jpg"}, "--plot-format"),
+        ({"plot_format": "png,png"}, "--plot-format"),
     ],
 )
 def test_bad_values_name_the_flag(changes: dict[str, object], named: str) -> None:
@@ -109,3 +111,10 @@ def test_no_plots_is_a_run_option_that_does_not_change_results() -> None:
     assert config.same_run(RunConfig()) == []
     assert RunConfig.from_dict(config.to_dict()) == config
     assert run_options()["no_plots"].flag == "--no-plots"
+
+
+def test_plot_format_is_normalised_and_does_not_make_another_run() -> None:
+    config = RunConfig(plot_format="SVG, pdf")
+    assert config.plot_format == "pdf,svg" and config.plot_formats() == ("pdf", "svg")
+    assert RunConfig().plot_formats() == ("png",)
+    assert config.same_run(RunConfig()) == []  # resuming with other figure formats is fine

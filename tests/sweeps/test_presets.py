@@ -226,3 +226,36 @@ def test_published_refuses_what_it_cannot_honour(
     assert main(["sweep", str(toml), "--published", "--out", out]) == 2
     assert "--published applies to presets" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def test_sweeps_doc_counts_the_runs_each_preset_really_runs() -> None:
+    """docs/SWEEPS.md's cost table and smoke-test sentence agree with the presets."""
+    import re
+    import shlex
+
+    text = (Path(__file__).parents[2] / "docs" / "SWEEPS.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `--preset ([\w-]+)( --published)?`(?: \((\w+)\))? \| (\d+)", text, re.M)
+    assert len(rows) >= 5
+    for name, published, phase, runs in rows:
+        preset = get_preset(name)
+        if phase == "selection":
+            expected = len(preset.selection_spec().jobs)
+        else:
+            expected = len(preset.methods) * len(preset.seeds)
+            if published:
+                expected = len(preset.published_spec().jobs)
+        assert int(runs) == expected, (name, published, phase)
+    command = text.split("a quick smoke test:")[1].split("```bash")[1].split("```")[0]
+    words = shlex.split(command.replace("\\\n", " "))
+    sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
+    overrides = {}
+    for item in sets:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value) if value[0] in "[0123456789" else value
+    smoke = get_preset(words[words.index("--preset") + 1]).with_overrides(overrides)
+    selection = len(smoke.selection_spec().jobs)
+    reported = len(smoke.published_spec().jobs)
+    claim = re.search(r"That smoke test runs (\d+) runs: (\d+) in the selection phase", text)
+    assert claim is not None
+    assert [int(claim[1]), int(claim[2])] == [selection + reported, selection]
+    assert f"and {reported} reported" in " ".join(text.split())

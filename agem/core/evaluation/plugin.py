@@ -10,6 +10,13 @@ What it records (all of it plain data in `results`, the headline numbers in `sum
   `eval()` during the training of an experience, from a training hook, after at least
   one of its minibatches, fills that experience's row). Test experiences never trained
   are kept in `results["evaluations"]`.
+- Where an experience's test set holds fewer classes than the model has outputs (split
+  benchmarks evaluated class-incrementally, with one head over all classes), also the
+  task-incremental accuracy of the same evaluation, as Mammoth reports it: the prediction
+  restricted to that experience's classes (`classes_in_this_experience`), as if the task
+  were given at test time. Its matrix and final average are `accuracy_matrix_task_il` and
+  `A_T_task_il`; the headline R and A_T stay class-incremental. A multi-head model (task
+  labels) is evaluated task-incrementally already, and has no second accuracy.
 - b_j, the untrained model's accuracies (for forward transfer): from an `eval()` before
   any training, or measured once by the evaluator itself when it knows the test stream.
 - The LCA learning curves: accuracy on the current experience's test set before its
@@ -158,6 +165,7 @@ class EvaluationPlugin(Plugin):
 
         # recorded results (plain data; checkpointed)
         self.matrix: dict[int, dict[int, float]] = {}
+        self.matrix_task_il: dict[int, dict[int, float]] = {}
         self.initial_accuracies: dict[int, float] = {}
         self.lca_curves: dict[int, list[float]] = {}
         self.lca_test_sizes: dict[int, int] = {}
@@ -173,6 +181,8 @@ class EvaluationPlugin(Plugin):
         self._last: dict[str, Any] = {}
         self._current: dict[int, tuple[float, float]] = {}
         self._correct: Tensor | None = None
+        self._correct_task: Tensor | None = None  # task-incremental count, when it applies
+        self._task_mask: Tensor | None = None  # 0 on the experience's classes, -inf elsewhere
         self._loss_sum: Tensor | None = None
         self._count = 0
         self._probing = False
@@ -337,6 +347,23 @@ class EvaluationPlugin(Plugin):
         self._correct = torch.zeros((), dtype=torch.long, device=strategy.device)
         self._loss_sum = torch.zeros((), dtype=torch.float64, device=strategy.device)
         self._count = 0
+        self._correct_task = self._task_mask = None
+
+    def _count_task_il(self, strategy: Evaluated, out: Tensor, y: Tensor) -> None:
+        """Count the predictions restricted to the evaluated experience's classes, when
+        those are fewer than the model's outputs (no LCA probe: they count A_T only)."""
+        exp = strategy.experience
+        classes = exp.classes_in_this_experience if exp is not None else ()
+        outputs = int(out.shape[-1])
+        if self._probing or not classes or len(classes) >= outputs or max(classes) >= outputs:
+            return
+        if self._task_mask is None or self._task_mask.shape[-1] != outputs:
+            mask = torch.full((outputs,), float("-inf"), dtype=out.dtype)
+            mask[list(classes)] = 0.0
+            self._task_mask = mask.to(out.device)
+            self._correct_task = torch.zeros((), dtype=torch.long, device=out.device)
+        assert self._correct_task is not None
+        self._correct_task += ((out + self._task_mask).argmax(dim=-1) == y).sum()
 
     def after_eval_iteration(self, strategy: Evaluated, **kwargs: Any) -> None:
         assert self._correct is not None and self._loss_sum is not None
@@ -344,6 +371,7 @@ class EvaluationPlugin(Plugin):
         assert out is not None and loss is not None
         n = int(y.shape[0])
         self._correct += (out.argmax(dim=-1) == y).sum()
+        self._count_task_il(strategy, out, y)
         self._loss_sum.add_(loss if loss.dim() == 0 else loss.mean(), alpha=n)
         self._count += n
 
@@ -354,7 +382,10 @@ class EvaluationPlugin(Plugin):
         exp = strategy.experience
         assert exp is not None
         j = exp.current_experience
-        correct, loss_sum = torch.stack([self._correct.to(torch.float64), self._loss_sum]).tolist()
+        counts = [self._correct.to(torch.float64), self._loss_sum]
+        if self._correct_task is not None:
+            counts.append(self._correct_task.to(torch.float64))
+        correct, loss_sum, *task = torch.stack(counts).tolist()  # one read-back
         n = max(self._count, 1)
         acc, loss = correct / n, loss_sum / n
         self._last[f"accuracy/exp{j}"] = acc
@@ -370,6 +401,8 @@ class EvaluationPlugin(Plugin):
             self.initial_accuracies[j] = acc
         else:
             self.matrix.setdefault(row, {})[j] = acc
+            if task:
+                self.matrix_task_il.setdefault(row, {})[j] = task[0] / n
 
     def after_eval(self, strategy: Evaluated, **kwargs: Any) -> None:
         if self._probing:
@@ -411,8 +444,24 @@ class EvaluationPlugin(Plugin):
         row; NaN where not measured. Row i and column j belong to the experiences
         `matrix_experiences()[i]` and `[j]`. Test experiences not trained are in
         `results["evaluations"]`."""
+        return self._square(self.matrix)
+
+    def _square(self, matrix: dict[int, dict[int, float]]) -> list[list[float]]:
         ids = self.matrix_experiences()
-        return [[self.matrix.get(i, {}).get(j, float("nan")) for j in ids] for i in range(len(ids))]
+        return [[matrix.get(i, {}).get(j, float("nan")) for j in ids] for i in range(len(ids))]
+
+    def _task_il(self) -> dict[str, Any]:
+        """`A_T_task_il` and `accuracy_matrix_task_il` when the task-incremental accuracy
+        was measured (see the module's docstring), else nothing."""
+        if not self.matrix_task_il:
+            return {}
+        R = self._square(self.matrix_task_il)
+        last = R[-1] if R else []
+        complete = bool(last) and all(v == v for v in last)
+        return {
+            "A_T_task_il": metrics.average_accuracy(_filled(R)) if complete else None,
+            "accuracy_matrix_task_il": [[_none_if_nan(v) for v in row] for row in R],
+        }
 
     def _trained_order(self) -> list[int]:
         """The experiences trained, each once, in the order first trained."""
@@ -473,6 +522,7 @@ class EvaluationPlugin(Plugin):
                 "peak_cuda_bytes": self.peak_cuda_bytes,
             }
         )
+        out.update(self._task_il())
         return out
 
     @property
@@ -501,6 +551,7 @@ class EvaluationPlugin(Plugin):
         return {
             "settings": self._settings(),
             "matrix": {i: dict(r) for i, r in self.matrix.items()},
+            "matrix_task_il": {i: dict(r) for i, r in self.matrix_task_il.items()},
             "initial_accuracies": dict(self.initial_accuracies),
             "lca_curves": {k: list(c) for k, c in self.lca_curves.items()},
             "lca_test_sizes": dict(self.lca_test_sizes),
@@ -517,6 +568,10 @@ class EvaluationPlugin(Plugin):
         self.check_state_dict(state)
         self.matrix = {
             int(i): {int(j): float(v) for j, v in r.items()} for i, r in state["matrix"].items()
+        }
+        self.matrix_task_il = {
+            int(i): {int(j): float(v) for j, v in r.items()}
+            for i, r in state.get("matrix_task_il", {}).items()
         }
         self.initial_accuracies = {int(j): float(v) for j, v in state["initial_accuracies"].items()}
         self.lca_curves = {

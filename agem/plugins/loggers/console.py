@@ -106,5 +106,6 @@ class ConsoleLogger(Logger):
         mean = sum(accs.values()) / len(accs)
         per = " ".join(f"{v:.3f}" for v in accs.values())
         line = f"eval {when}: mean accuracy {mean:.4f}  [{per}]"
-        extra = [f"{k} {_fmt(summary.get(k))}" for k in ("A_T", "F_T") if after >= 0]
+        shown = ("A_T", "F_T", "A_T_task_il") if "A_T_task_il" in summary else ("A_T", "F_T")
+        extra = [f"{k} {_fmt(summary.get(k))}" for k in shown if after >= 0]
         self._line(line + ("  " + "  ".join(extra) if extra else ""))

@@ -100,6 +100,13 @@ def metric_names(summary: dict[str, Any]) -> list[str]:
     """The scalar metrics of an evaluator summary that have a value (A_T, F_T, ...)."""
     return [
         k
-        for k in ("A_T", "F_T", "BWT", "FWT", *sorted(k for k in summary if k.startswith("LCA")))
+        for k in (
+            "A_T",
+            "F_T",
+            "BWT",
+            "FWT",
+            *sorted(k for k in summary if k.startswith("LCA")),
+            "A_T_task_il",
+        )
         if isinstance(summary.get(k), float)
     ]
