@@ -222,7 +222,10 @@ class SingleRun:
             if isinstance(before.get("fleet_size"), int):  # a fleet's member continues
                 self.extra["fleet_size"] = before["fleet_size"]
             self.restore_logs(checkpoint.log_bytes(state))
-            checkpoint.restore(state, self.strategy)
+            own = self.config.own_code()  # its load_state_dict may fail: one line
+            loading = own_code(f"loading the checkpoint into {', '.join(own)}")
+            with loading if own else nullcontext():
+                checkpoint.restore(state, self.strategy)
             self.done = int(state["experiences_done"])
             self.elapsed_before = float(state.get("elapsed_seconds", 0.0))
             self.checkpoint_seconds = float(state.get("checkpoint_seconds", 0.0))

@@ -42,7 +42,9 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _env(package: Path, **extra: str) -> dict[str, str]:
-    return env(PYTHONPATH=os.pathsep.join([str(package), str(ROOT)]), **extra)
+    # no bytecode cache: a test edits the package's module between runs
+    path = os.pathsep.join([str(package), str(ROOT)])
+    return env(PYTHONPATH=path, PYTHONDONTWRITEBYTECODE="1", **extra)
 
 
 def _agem(
@@ -144,6 +146,14 @@ def test_resume_refuses_a_checkpoint_that_changed_code_no_longer_fits(tmp_path: 
     assert "has shape (16, 8), this model (16, 6)" in line
     assert "has the code of --benchmark tests_pkg.mod:make, --model tests_pkg.mod:Net" in line
     assert files() == before  # nothing loaded, nothing changed
+    # a plugin whose load_state_dict fails on the checkpoint's state: one line too
+    module.write_text(original.replace('int(state["count"])', 'int(state["counted"])'))
+    failed = one_line_error(_agem(package, "run", "--resume", str(out)))
+    assert failed == (
+        "agem: error: loading the checkpoint into --benchmark tests_pkg.mod:make, --model "
+        "tests_pkg.mod:Net, --plugin tests_pkg.mod:Counter failed: KeyError: 'counted'"
+    )
+    assert results(out)["status"] == "running"
     module.write_text(original)  # the code back as it was: the run resumes
     resumed = _agem(package, "run", "--resume", str(out))
     assert resumed.returncode == 0, resumed.stderr

@@ -7,7 +7,7 @@ import pytest
 
 from agem.sweeps.spec import SpecError, parse_spec
 
-SPEC = """
+OWN_GRID = """
 [base]
 model = "agem.models:MLP"
 plugin = ["agem.runs.divergence:DivergenceCheck", 'agem.plugins:ReplayPlugin:{"mem_size": 20}']
@@ -17,7 +17,7 @@ model_args = [{hidden_sizes = [8]}, {hidden_sizes = [16, 16]}]
 
 
 def test_argument_tables_and_plugins_become_run_options_and_names() -> None:
-    spec = parse_spec(SPEC)
+    spec = parse_spec(OWN_GRID)
     assert [job.name for job in spec.jobs] == [
         "model_args-hidden.sizes.8",
         "model_args-hidden.sizes.16.16",
