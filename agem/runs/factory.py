@@ -21,7 +21,7 @@ from agem.strategies.registry import get_strategy, is_registered
 
 
 @contextlib.contextmanager
-def own_code(what: str) -> Iterator[None]:
+def own_code_errors(what: str) -> Iterator[None]:
     """Report an error raised by code of your own (`what`, e.g. "--model pkg.mod:Net")
     in one line, as an `OwnCodeError`; a signal's `RunInterrupted` passes through."""
     try:
@@ -66,7 +66,7 @@ def build_model(
             raise ValueError(f"--model {name}: progressive networks build their own columns")
         shape = tuple(x.shape)
         offered = {"input_shape": shape, "input_size": int(x.numel()), "num_classes": n_out}
-        with own_code(f"--model {name}"):
+        with own_code_errors(f"--model {name}"):
             model = call(get_model(name), args or {}, offered, what=f"--model {name}")
         if not isinstance(model, nn.Module):
             kind = type(model).__name__
@@ -126,7 +126,7 @@ def build_strategy(
     spec = get_strategy(name)
     if is_registered(name):
         return spec.build(model, optimizer, options, common)
-    with own_code(f"--strategy {name}"):
+    with own_code_errors(f"--strategy {name}"):
         return spec.build(model, optimizer, options, common)
 
 
@@ -136,6 +136,6 @@ def build_plugins(texts: Sequence[str]) -> list[Any]:
     for text in texts:
         path, arguments = split_plugin(text)
         what = f"--plugin {path}"
-        with own_code(what):
+        with own_code_errors(what):
             plugins.append(call(load(path, option="--plugin"), arguments, {}, what=what))
     return plugins

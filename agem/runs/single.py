@@ -29,7 +29,13 @@ from agem.runs.bounds import check_fits, check_sizes
 from agem.runs.config import RunConfig
 from agem.runs.divergence import DivergenceCheck
 from agem.runs.environment import check_device, environment, resolve_data
-from agem.runs.factory import build_model, build_optimizer, build_plugins, build_strategy, own_code
+from agem.runs.factory import (
+    build_model,
+    build_optimizer,
+    build_plugins,
+    build_strategy,
+    own_code_errors,
+)
 from agem.runs.folder import RunFolder
 from agem.runs.lifecycle import Signals
 from agem.runtime import apply_threads
@@ -95,7 +101,7 @@ class SingleRun:
         config = self.config
         builder_dir, self.data_read = resolve_data(config)
         spec = get(config.benchmark)
-        with own_code(f"--benchmark {config.benchmark}") if spec.own else nullcontext():
+        with own_code_errors(f"--benchmark {config.benchmark}") if spec.own else nullcontext():
             benchmark = spec.build(
                 n_experiences=config.n_experiences,
                 seed=config.seed,
@@ -223,7 +229,7 @@ class SingleRun:
                 self.extra["fleet_size"] = before["fleet_size"]
             self.restore_logs(checkpoint.log_bytes(state))
             own = self.config.own_code()  # its load_state_dict may fail: one line
-            loading = own_code(f"loading the checkpoint into {', '.join(own)}")
+            loading = own_code_errors(f"loading the checkpoint into {', '.join(own)}")
             with loading if own else nullcontext():
                 checkpoint.restore(state, self.strategy)
             self.done = int(state["experiences_done"])
