@@ -2,20 +2,32 @@
 
 Each entry maps a name to a builder called as
 `builder(n_experiences=..., seed=..., data_dir=..., download=..., task_labels=...,
-train_subset=..., fresh_subset=...)`;
-entries that do not use an argument ignore it.
+train_subset=..., fresh_subset=..., args=...)`;
+entries that do not use an argument ignore it. `get` also finds a benchmark of your own:
+a function returning a `Benchmark`, registered by an installed package in the entry-point
+group `agem.benchmarks` or given as an import path `package.module:function` (see
+`agem.importpath`). It is called with the `--benchmark-args` as keywords, plus those of
+`BENCHMARK_KEYWORDS` it has a parameter for.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agem.benchmarks import digits
 from agem.benchmarks.streams import Benchmark
+from agem.importpath import (
+    BENCHMARKS_GROUP,
+    OwnCodeError,
+    accepted,
+    call,
+    check_arguments,
+    resolve,
+)
 
 
 @dataclass(frozen=True)
@@ -24,10 +36,11 @@ class BenchmarkSpec:
 
     name: str
     build: Callable[..., Benchmark]
-    default_experiences: int
+    default_experiences: int | None  # None: as many as the benchmark built has
     description: str
     offline: bool = False
     dataset: str | None = None  # the files it reads, for `agem datasets`
+    own: bool = False  # a benchmark of your own (its length is checked once built)
 
 
 def _no_subset(name: str, train_subset: int | None) -> None:
@@ -145,10 +158,75 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
 DEFAULT_BENCHMARK = "permuted_digits"
 
 
+#: run options a benchmark of your own gets when it has a parameter of that name
+BENCHMARK_KEYWORDS = (
+    "n_experiences",
+    "seed",
+    "task_labels",
+    "data_dir",
+    "download",
+    "train_subset",
+    "fresh_subset",
+)
+_PLUGGED: dict[str, tuple[BenchmarkSpec, Callable[..., Any]]] = {}
+
+
 def get(name: str) -> BenchmarkSpec:
-    """The spec registered under `name`, or a ValueError listing the known names."""
-    try:
+    """The spec of benchmark `name`: a built-in one, or a function of your own (an entry
+    point of `agem.benchmarks` or an import path); else a ValueError listing the choices."""
+    if name in BENCHMARKS:
         return BENCHMARKS[name]
-    except KeyError:
-        known = ", ".join(sorted(BENCHMARKS))
-        raise ValueError(f"unknown benchmark {name!r}; choose one of: {known}") from None
+    return _plugged(name)[0]
+
+
+def _plugged(name: str) -> tuple[BenchmarkSpec, Callable[..., Any]]:
+    """(the spec, the function) of a benchmark of your own, resolved once."""
+    if name not in _PLUGGED:
+        function = resolve(
+            name, group=BENCHMARKS_GROUP, option="--benchmark", builtins=sorted(BENCHMARKS)
+        )
+        _PLUGGED[name] = (_plugged_spec(name, function), function)
+    return _PLUGGED[name]
+
+
+def check_benchmark_arguments(name: str, args: Mapping[str, Any] | None) -> None:
+    """Raise a one-line ValueError unless benchmark `name` takes `args` (built-in: none)."""
+    if name in BENCHMARKS:
+        if args:
+            raise OwnCodeError(
+                f"--benchmark-args applies to a benchmark of your own, not --benchmark {name}"
+            )
+        return
+    check_arguments(_plugged(name)[1], args or {}, BENCHMARK_KEYWORDS, what=f"--benchmark {name}")
+
+
+def _plugged_spec(name: str, function: Callable[..., Any]) -> BenchmarkSpec:
+    """A spec that calls `function` as a benchmark of your own."""
+    if not callable(function):
+        kind = type(function).__name__
+        raise OwnCodeError(f"--benchmark {name} is not a function (it is of type {kind})")
+    taken = accepted(function, BENCHMARK_KEYWORDS)
+    default = None
+    required = False  # a function that needs n_experiences and has no default for it
+    if "n_experiences" in taken:
+        value = inspect.signature(function).parameters["n_experiences"].default
+        default = value if isinstance(value, int) and not isinstance(value, bool) else None
+        required = value is inspect.Parameter.empty
+
+    def build(*, args: Mapping[str, Any] | None = None, **options: Any) -> Benchmark:
+        for option in ("train_subset", "fresh_subset"):
+            if options.get(option) and option not in taken:
+                raise OwnCodeError(f"--benchmark {name} takes no {option}")
+        if options.get("n_experiences") is None:
+            if required and "n_experiences" not in (args or {}):
+                raise OwnCodeError(f"--benchmark {name} needs --n-experiences (no default)")
+            options.pop("n_experiences", None)  # its own default
+        built = call(function, args or {}, options, what=f"--benchmark {name}")
+        if not isinstance(built, Benchmark):
+            raise OwnCodeError(
+                f"--benchmark {name} returned a {type(built).__name__}, not an "
+                "agem.benchmarks.Benchmark (see agem.benchmarks.from_tensors)"
+            )
+        return built
+
+    return BenchmarkSpec(name, build, default, f"{name} (your own)", own=True)

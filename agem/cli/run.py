@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agem.cli.applicability import ignored_options
+from agem.importpath import short_name
 from agem.runs.config import RunConfig, flag
 from agem.runs.options import add_run_arguments, config_from_args
 
@@ -100,7 +101,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         given = [n for n in RunConfig.field_names() if hasattr(args, n)]
         fleet = f"-fleet{config.fleet}" if config.fleet > 1 else ""
-        default = f"runs/{config.benchmark}-{config.strategy}{fleet}-seed{config.seed}"
+        benchmark, strategy = short_name(config.benchmark), short_name(config.strategy)
+        default = f"runs/{benchmark}-{strategy}{fleet}-seed{config.seed}"
         out = Path(args.out or default)
         if args.fleet_folders and args.out:
             raise ValueError("--fleet-folders names the run folders: give it without --out")

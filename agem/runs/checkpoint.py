@@ -219,7 +219,9 @@ def check(state: dict[str, Any], config: RunConfig, strategy: BaseTemplate) -> N
     try:
         strategy.check_state_dict(state["strategy"])
     except (KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
-        raise RunFolderError(f"the checkpoint does not fit this run: {err}") from None
+        own = config.own_code()
+        hint = f" (has the code of {', '.join(own)} changed since?)" if own else ""
+        raise RunFolderError(f"the checkpoint does not fit this run: {err}{hint}") from None
 
 
 def restore(state: dict[str, Any], strategy: BaseTemplate) -> None:

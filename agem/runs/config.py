@@ -10,6 +10,7 @@ back (`from_file`). Every value is checked when a `RunConfig` is made (also thro
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from agem.benchmarks.ranges import parse_range
-from agem.benchmarks.registry import BENCHMARKS, get
+from agem.benchmarks.registry import BENCHMARKS, check_benchmark_arguments, get
+from agem.importpath import OwnCodeError, check_arguments, load, plugin_text, split_plugin
+from agem.models.registry import MODEL_KEYWORDS, MODELS, get_model, is_builtin
 from agem.reporting.plots import DEFAULT_PLOT_FORMAT, PLOT_FORMATS, plot_formats
-from agem.strategies.registry import get_strategy, strategy_names, strategy_specs
+from agem.strategies.registry import get_strategy, is_registered, strategy_names, strategy_specs
 
-MODELS = ("mlp", "resnet18")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SAMPLINGS = ("uniform", "balanced")
 FILLINGS = ("random", "class_balanced", "ring_buffer")
@@ -41,6 +43,8 @@ MAX_FLEET = 1024
 _FLAGS = {"download": "--no-download", "checkpoint": "--no-checkpoint", "plots": "--no-plots"}
 #: settings that change what a run writes or how fast, never its results
 _NOT_RESULTS = ("threads", "checkpoint", "plots", "plot_format")
+#: what a setting of kind "object" (JSON object) says when it is wrong
+_OBJECT = "a JSON object like '{\"hidden\": 512}'"
 
 
 def flag(name: str) -> str:
@@ -57,7 +61,7 @@ class Setting:
     None allowed), its command-line help and group, and, for a switch, the value its
     flag sets. The command line and sweeps are generated from these."""
 
-    kind: str  # int, float, str, bool, sizes, range
+    kind: str  # int, float, str, bool, sizes, range, object (a JSON object), plugins
     help: str
     group: str = "run"
     low: float | None = None
@@ -66,6 +70,7 @@ class Setting:
     choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
     optional: bool = False
     switch: bool | None = None  # a flag without a value that sets this value
+    own: bool = False  # beside the choices: a registered name or an import path (your own)
 
     def allowed(self) -> tuple[str, ...]:
         """The choices, read now (a registry may have grown)."""
@@ -77,6 +82,13 @@ def setting(default: Any, kind: str, help: str, **rule: Any) -> Any:
     return field(default=default, metadata={"setting": Setting(kind, help, **rule)})
 
 
+def _arguments(option: str, *, example: str = "") -> Any:
+    """The setting of the keyword arguments of `option`'s code of your own (a JSON object)."""
+    shown = f", e.g. '{example}'" if example else ""
+    text = f"keyword arguments of a {option} of your own, as a JSON object{shown} (default: none)"
+    return setting(None, "object", text, optional=True)
+
+
 def settings() -> dict[str, Setting]:
     """Every field of `RunConfig` and its `Setting`, in field order."""
     return {f.name: f.metadata["setting"] for f in dataclasses.fields(RunConfig)}
@@ -85,12 +97,17 @@ def settings() -> dict[str, Setting]:
 def _describe(rule: Setting) -> str:
     kind = {"int": "an integer", "float": "a finite number", "str": "a string"}.get(
         rule.kind,
-        {"bool": "a true/false value", "range": "a range START:STOP like 3:20"}.get(
-            rule.kind, "a list of sizes"
-        ),
+        {
+            "bool": "a true/false value",
+            "range": "a range START:STOP like 3:20",
+            "object": _OBJECT,
+            "plugins": "a list of plugins package.module:Class (each maybe :JSON)",
+        }.get(rule.kind, "a list of sizes"),
     )
     if rule.allowed():
         kind = "one of " + ", ".join(rule.allowed())
+        if rule.own:
+            kind += ", a registered name or an import path package.module:Attribute"
     low, high = (None if v is None else int(v) if v == int(v) else v for v in (rule.low, rule.high))
     if low is not None and high is not None:
         kind += f" in {low}..{high}"
@@ -122,14 +139,33 @@ def _check(name: str, value: Any) -> Any:
     if rule.kind == "str":
         if not isinstance(value, str) or not value:
             raise bad
-        if rule.allowed() and value not in rule.allowed():
+        if rule.allowed() and value not in rule.allowed() and not rule.own:
             raise bad
-        return value
+        return value  # a name of your own is found (or refused) by __post_init__
+    if rule.kind == "object":
+        return _object(bad, value)
+    if rule.kind == "plugins":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise bad
+        if not all(isinstance(v, str) for v in value):
+            raise bad
+        return tuple(plugin_text(*split_plugin(v)) for v in value)
     if rule.kind == "sizes":
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
             raise bad
         return tuple(_number(bad, rule, v, integer=True) for v in value)
     return _number(bad, rule, value, integer=rule.kind == "int")
+
+
+def _object(bad: ValueError, value: Any) -> dict[str, Any] | None:
+    """A JSON object as plain data (a copy; None when empty)."""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise bad
+    try:
+        copy = json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        raise bad from None
+    return copy or None
 
 
 def _number(bad: ValueError, rule: Setting, value: Any, *, integer: bool) -> Any:
@@ -172,12 +208,23 @@ class RunConfig:
     then cannot be resumed), `plots=False` skips the PNG plots, `logger` names the loggers,
     comma-separated (csv, tensorboard, wandb). `fleet=K` trains the seeds seed..seed+K-1
     in lockstep, each into its own run folder; `cuda_graph=True` captures the training
-    step in a CUDA graph (see `agem.core.captured_step` and `agem.fleet`).
+    step in a CUDA graph (see `agem.core.captured_step` and `agem.fleet`). `model`,
+    `benchmark` and `strategy` may name code of your own (an entry point's name or an
+    import path; `agem.importpath`), with its keyword arguments in `model_args` /
+    `benchmark_args` / `strategy_args` (JSON objects; None: none); `plugin` lists plugins
+    of your own. For a benchmark of your own without a default number of experiences,
+    `n_experiences=None` stays None until the run has built it.
     """
 
     benchmark: str = setting(
-        DEFAULT_BENCHMARK, "str", "benchmark to run", choices=lambda: tuple(sorted(BENCHMARKS))
+        DEFAULT_BENCHMARK,
+        "str",
+        "benchmark to run: a built-in name, a name an installed package registers, or "
+        "package.module:function returning an agem Benchmark (docs/PLUGGING.md)",
+        choices=lambda: tuple(sorted(BENCHMARKS)),
+        own=True,
     )
+    benchmark_args: Mapping[str, Any] | None = _arguments("--benchmark")
     n_experiences: int | None = setting(
         None,
         "int",
@@ -231,10 +278,27 @@ class RunConfig:
     strategy: str = setting(
         "agem",
         "str",
-        "continual-learning method (pnn: progressive networks, needs --task-labels)",
+        "continual-learning method (pnn: progressive networks, needs --task-labels); or a "
+        "name an installed package registers, or package.module:Class (docs/PLUGGING.md)",
         choices=strategy_names,
+        own=True,
     )
-    model: str = setting("mlp", "str", "network", choices=MODELS)
+    strategy_args: Mapping[str, Any] | None = _arguments("--strategy")
+    model: str = setting(
+        "mlp",
+        "str",
+        "network: mlp, resnet18, a name an installed package registers, or "
+        "package.module:Class (docs/PLUGGING.md)",
+        choices=MODELS,
+        own=True,
+    )
+    model_args: Mapping[str, Any] | None = _arguments("--model", example='{"hidden": 512}')
+    plugin: tuple[str, ...] = setting(
+        (),
+        "plugins",
+        "a plugin of your own: package.module:Class, or package.module:Class:JSON with its "
+        "keyword arguments as a JSON object; repeat the flag for more (default: none)",
+    )
     hidden_sizes: tuple[int, ...] = setting(
         (256, 256),
         "sizes",
@@ -456,6 +520,7 @@ class RunConfig:
             raise ValueError("--fresh-subset draws a --train-subset per experience: give one")
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"--momentum applies to --optimizer sgd, not {self.optimizer}")
+        self._check_own_code()
         self._check_fleet_and_graph()
         spec = get_strategy(self.strategy)
         if self.init != "default" and (self.model != "mlp" or spec.progressive):
@@ -468,6 +533,33 @@ class RunConfig:
                 f"--strategy {self.strategy} needs --task-labels and --model mlp "
                 "(one column and one head per task)"
             )
+
+    def _check_own_code(self) -> None:
+        """Code of your own that the run names is found and takes the arguments given
+        (imported now, so that a sweep refuses it before any run starts)."""
+        check_benchmark_arguments(self.benchmark, self.benchmark_args)
+        if is_builtin(self.model):
+            if self.model_args:
+                raise OwnCodeError(
+                    f"--model-args applies to a model of your own, not --model {self.model}"
+                )
+        else:
+            check_arguments(
+                get_model(self.model),
+                self.model_args or {},
+                MODEL_KEYWORDS,
+                what=f"--model {self.model}",
+            )
+        get_strategy(self.strategy)
+        if self.strategy_args and is_registered(self.strategy):
+            raise OwnCodeError(
+                f"--strategy-args applies to a strategy of your own, not --strategy {self.strategy}"
+            )
+        for text in self.plugin:
+            path, arguments = split_plugin(text)
+            check_arguments(load(path, option="--plugin"), arguments, (), what=f"--plugin {path}")
+        if self.plugin and self.fleet > 1:
+            raise ValueError("--fleet does not support --plugin")
 
     def _check_fleet_and_graph(self) -> None:
         """`fleet` and `cuda_graph` apply to some strategies (the registry says which, and
@@ -539,7 +631,18 @@ class RunConfig:
         """The settings as JSON-ready plain data (`from_dict` reads it back)."""
         out = dataclasses.asdict(self)
         out["hidden_sizes"] = list(self.hidden_sizes)
+        out["plugin"] = list(self.plugin)
         return out
+
+    def own_code(self) -> list[str]:
+        """The options that name code of your own, e.g. ["--model pkg.mod:Net"]."""
+        named = [
+            ("--benchmark", self.benchmark, self.benchmark not in BENCHMARKS),
+            ("--strategy", self.strategy, not is_registered(self.strategy)),
+            ("--model", self.model, not is_builtin(self.model)),
+        ]
+        own = [f"{option} {value}" for option, value, mine in named if mine]
+        return own + [f"--plugin {split_plugin(text)[0]}" for text in self.plugin]
 
     def logger_names(self) -> tuple[str, ...]:
         """The loggers of `logger`, e.g. ("csv", "tensorboard")."""

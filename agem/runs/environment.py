@@ -50,14 +50,15 @@ def check_device(name: str) -> torch.device:
 def resolve_data(config: RunConfig) -> tuple[Path | None, Path | None]:
     """(folder to pass to the benchmark builder, path actually read) for `config`'s dataset.
 
-    Both are None for the embedded benchmarks. A `--data-dir` is searched alone (never a
-    system copy elsewhere); a dataset that is missing is a `DatasetNotFoundError` naming
-    the files expected and the folders searched.
+    Both are None for the embedded benchmarks; a benchmark of your own gets `--data-dir`
+    as it is. A `--data-dir` is searched alone (never a system copy elsewhere); a dataset
+    that is missing is a `DatasetNotFoundError` naming the files expected and the folders
+    searched.
     """
     spec = get(config.benchmark)
-    if spec.dataset is None:
-        return None, None
     root = Path(config.data_dir).expanduser() if config.data_dir is not None else None
+    if spec.dataset is None:  # a benchmark of your own reads --data-dir itself
+        return root, None
     system = root is None
     found = fetch(spec.dataset, root=root, download=config.download, system_dirs=system)
     source = get_source(spec.dataset)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from agem.importpath import parse_object
 from agem.runs.config import GROUPS, RunConfig, Setting, flag, settings
 
 
@@ -59,7 +60,14 @@ def _sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected sizes like 256,256, got {text!r}") from None
 
 
-_TYPES: dict[str, Any] = {"int": _integer, "float": _number, "sizes": _sizes}
+def _object(text: str) -> dict[str, Any]:
+    try:
+        return parse_object(text, option="the value")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+_TYPES: dict[str, Any] = {"int": _integer, "float": _number, "sizes": _sizes, "object": _object}
 
 
 def _show(value: Any) -> str:
@@ -70,10 +78,12 @@ def _show(value: Any) -> str:
 
 @dataclass(frozen=True)
 class RunOption:
-    """One `agem run` option: its flag, and whether it takes a value (else a switch)."""
+    """One `agem run` option: its flag, whether it takes a value (else a switch), and
+    whether it is repeated for each of its values (`--plugin A --plugin B`)."""
 
     flag: str
     takes_value: bool
+    repeated: bool = False
 
 
 #: the run-folder options (not settings of the run itself)
@@ -90,7 +100,7 @@ def run_options() -> dict[str, RunOption]:
     """Every `agem run` option by key (`foo_bar` for `--foo-bar`)."""
     options = dict(FOLDER_OPTIONS)
     for name, described in settings().items():
-        option = RunOption(flag(name), described.switch is None)
+        option = RunOption(flag(name), described.switch is None, described.kind == "plugins")
         options[option.flag[2:].replace("-", "_")] = option
         if name == "lca_beta":
             options["no_lca"] = RunOption("--no-lca", False)
@@ -149,10 +159,16 @@ def _add_flag(group: argparse._ArgumentGroup, name: str, setting: Setting, defau
         kwargs.update(action="store_const", const=setting.switch, help=text)
     else:
         kwargs["help"] = text if "default:" in text else f"{text} (default: {_show(default)})"
-        if setting.allowed():
+        if setting.allowed() and not setting.own:
             kwargs["choices"] = setting.allowed()
         else:
             kwargs["type"] = _TYPES.get(setting.kind, str)
+        if setting.kind == "plugins":
+            kwargs.update(action="append", metavar="package.module:Class[:JSON]")
+        elif setting.kind == "object":
+            kwargs["metavar"] = "JSON"
+        elif setting.own:
+            kwargs["metavar"] = "{" + ",".join(setting.allowed()) + "} or package.module:Name"
     group.add_argument(flag(name), **kwargs)
     if name == "lca_beta":
         group.add_argument(

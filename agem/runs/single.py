@@ -8,8 +8,10 @@ calls for each member of a fleet.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -19,6 +21,7 @@ from agem.benchmarks.registry import get
 from agem.benchmarks.streams import Benchmark
 from agem.core.evaluation import EvaluationPlugin
 from agem.core.template import BaseTemplate
+from agem.importpath import OwnCodeError
 from agem.plugins.loggers import ConsoleLogger, CSVLogger, Logger, TensorBoardLogger, WandBLogger
 from agem.reporting.plots import write_run_plots
 from agem.runs import checkpoint
@@ -26,7 +29,13 @@ from agem.runs.bounds import check_fits, check_sizes
 from agem.runs.config import RunConfig
 from agem.runs.divergence import DivergenceCheck
 from agem.runs.environment import check_device, environment, resolve_data
-from agem.runs.factory import build_model, build_optimizer, build_strategy
+from agem.runs.factory import (
+    build_model,
+    build_optimizer,
+    build_plugins,
+    build_strategy,
+    own_code_errors,
+)
 from agem.runs.folder import RunFolder
 from agem.runs.lifecycle import Signals
 from agem.runtime import apply_threads
@@ -77,7 +86,7 @@ class SingleRun:
             if console
             else ConsoleLogger(file=io.StringIO(), interactive=False)
         )
-        plugins = [DivergenceCheck(), console_logger, *self.loggers]
+        plugins = [DivergenceCheck(), *build_plugins(config.plugin), console_logger, *self.loggers]
         self.strategy = self._build_strategy(plugins, capture=capture)
         self.done = 0
         self.elapsed_before = 0.0
@@ -91,15 +100,26 @@ class SingleRun:
         """The benchmark of the config, found on this machine, cut to its experiences."""
         config = self.config
         builder_dir, self.data_read = resolve_data(config)
-        benchmark = get(config.benchmark).build(
-            n_experiences=config.n_experiences,
-            seed=config.seed,
-            task_labels=config.task_labels,
-            data_dir=builder_dir,
-            download=config.download,
-            train_subset=config.train_subset,
-            fresh_subset=config.fresh_subset,
-        )
+        spec = get(config.benchmark)
+        with own_code_errors(f"--benchmark {config.benchmark}") if spec.own else nullcontext():
+            benchmark = spec.build(
+                n_experiences=config.n_experiences,
+                seed=config.seed,
+                task_labels=config.task_labels,
+                data_dir=builder_dir,
+                download=config.download,
+                train_subset=config.train_subset,
+                fresh_subset=config.fresh_subset,
+                args=config.benchmark_args,
+            )
+        if spec.own:  # its length is the number of experiences, given or not
+            built = len(benchmark.train_stream)
+            if config.n_experiences not in (None, built):
+                raise OwnCodeError(
+                    f"--n-experiences {config.n_experiences}: --benchmark {config.benchmark} "
+                    f"gave {built} experiences"
+                )
+            config = self.config = dataclasses.replace(config, n_experiences=built)
         if config.experiences is not None:
             start, stop = parse_range(config.experiences)
             benchmark = select_experiences(benchmark, start, stop)
@@ -132,6 +152,7 @@ class SingleRun:
             hidden_sizes=config.hidden_sizes,
             progressive=get_strategy(config.strategy).progressive,
             init=config.init,
+            args=config.model_args,
         )
         apply_threads(config.threads, model, self.device)  # None: the rule for this model
         optimizer = build_optimizer(config, model)
@@ -207,7 +228,10 @@ class SingleRun:
             if isinstance(before.get("fleet_size"), int):  # a fleet's member continues
                 self.extra["fleet_size"] = before["fleet_size"]
             self.restore_logs(checkpoint.log_bytes(state))
-            checkpoint.restore(state, self.strategy)
+            own = self.config.own_code()  # its load_state_dict may fail: one line
+            loading = own_code_errors(f"loading the checkpoint into {', '.join(own)}")
+            with loading if own else nullcontext():
+                checkpoint.restore(state, self.strategy)
             self.done = int(state["experiences_done"])
             self.elapsed_before = float(state.get("elapsed_seconds", 0.0))
             self.checkpoint_seconds = float(state.get("checkpoint_seconds", 0.0))

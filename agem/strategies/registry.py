@@ -8,10 +8,18 @@ starts). The run layer reads this table to validate a config, build the strategy
 about options a strategy ignores and estimate memory; the fleet reads which classes it
 trains; sweeps accept what the config accepts. A new method is one `register` call here
 (plus a `RunConfig` field for each new option).
+
+`get_strategy` also finds a strategy of your own, registered by an installed package in
+the entry-point group `agem.strategies` or given as an import path `package.module:Class`
+(see `agem.importpath`): a `BaseTemplate` subclass, or a `StrategySpec`. Its constructor
+gets the `--strategy-args` as keywords (beside the keywords its spec's options feed); it
+is not in the table, and a fleet does not train it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +28,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from agem.core.template import BaseTemplate
+from agem.importpath import STRATEGIES_GROUP, OwnCodeError, resolve
 from agem.strategies.agem import AGEM
 from agem.strategies.cumulative import Cumulative
 from agem.strategies.ewc import EWC
@@ -83,10 +92,16 @@ class StrategySpec:
     ) -> BaseTemplate:
         """The strategy, with its own keywords from `options` and the `common` template
         arguments (minibatch sizes, device, seed, plugins, evaluator, ...)."""
-        return self.cls(model, optimizer, **self.keywords(options), **common)
+        keywords = {**self.keywords(options), **common}
+        try:
+            inspect.signature(self.cls).bind(model, optimizer, **keywords)
+        except TypeError as err:
+            raise OwnCodeError(f"--strategy {self.name} cannot take its arguments: {err}") from None
+        return self.cls(model, optimizer, **keywords)
 
 
 _STRATEGIES: dict[str, StrategySpec] = {}
+_PLUGGED: dict[str, StrategySpec] = {}  # strategies of your own, resolved once
 
 
 def register(spec: StrategySpec) -> StrategySpec:
@@ -108,12 +123,38 @@ def strategy_names() -> tuple[str, ...]:
 
 
 def get_strategy(name: str) -> StrategySpec:
-    """The spec of strategy `name` (a ValueError naming the choices if unknown)."""
+    """The spec of strategy `name`: a registered one, or one of your own (an entry point of
+    `agem.strategies` or an import path); else a ValueError naming the choices."""
     spec = _STRATEGIES.get(name)
-    if spec is None:
-        known = ", ".join(_STRATEGIES)
-        raise ValueError(f"unknown strategy {name!r}; choose one of: {known}")
-    return spec
+    if spec is not None:
+        return spec
+    if name not in _PLUGGED:
+        found = resolve(name, group=STRATEGIES_GROUP, option="--strategy", builtins=_STRATEGIES)
+        _PLUGGED[name] = _plugged_spec(name, found)
+    return _PLUGGED[name]
+
+
+def is_registered(name: str) -> bool:
+    """Whether `name` is in the table (a built-in strategy, or one `register` added)."""
+    return name in _STRATEGIES
+
+
+def _plugged_spec(name: str, found: Any) -> StrategySpec:
+    """The spec of a strategy of your own: `found` is a `StrategySpec` or a template class;
+    its constructor also gets the run's `strategy_args`."""
+    if isinstance(found, type) and issubclass(found, BaseTemplate):
+        found = StrategySpec(name, found)
+    if not isinstance(found, StrategySpec):
+        raise OwnCodeError(
+            f"--strategy {name} is neither a strategy class (an agem.BaseTemplate subclass) nor "
+            f"an agem.strategies.registry.StrategySpec (it is {found!r})"
+        )
+    own = found
+
+    def arguments(options: Mapping[str, Any]) -> dict[str, Any]:
+        return {**own.keywords(options), **(options.get("strategy_args") or {})}
+
+    return dataclasses.replace(found, name=name, arguments=arguments, fleet=False)
 
 
 def strategy_specs() -> tuple[StrategySpec, ...]:

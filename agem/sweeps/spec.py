@@ -29,6 +29,7 @@ from agem.runs.bounds import check_sizes
 from agem.runs.config import RunConfig
 from agem.runs.environment import check_device
 from agem.runs.options import RunOption, UsageError, parse_run_argv, run_options
+from agem.sweeps.summary import value_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -97,6 +98,9 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, Mapping):  # an inline table
+        pairs = (f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
     raise SpecError(f"cannot write a {type(value).__name__} value in a sweep spec")
 
 
@@ -127,6 +131,13 @@ def _argv_for(key: str, value: Any, options: Mapping[str, RunOption], where: str
         raise SpecError(f"{where}: unknown option {key!r} (not an `agem run` option)")
     if not option.takes_value:
         raise SpecError(f"{where}: option {key!r} is a flag: give true or false")
+    if option.repeated:  # one flag per value: plugin = ["pkg.mod:A", "pkg.mod:B"]
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if not all(isinstance(v, str) for v in values):
+            raise SpecError(f"{where}: option {key!r} needs a string or a list of strings")
+        return [part for v in values for part in (option.flag, v)]
+    if isinstance(value, Mapping):  # a JSON object: model_args = {hidden = 512}
+        return [option.flag, json.dumps(dict(value), sort_keys=True)]
     if isinstance(value, (list, tuple)):
         if not value or not all(isinstance(v, (int, float, str)) for v in value):
             raise SpecError(f"{where}: option {key!r} needs a non-empty list of plain values")
@@ -167,8 +178,7 @@ def _name(values: Mapping[str, Any], varying: Sequence[str]) -> str:
     for key, value in values.items():
         if key not in varying:
             continue
-        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-        parts.append(f"{key}-{_UNSAFE.sub('.', text)}")
+        parts.append(f"{key}-{_UNSAFE.sub('.', value_text(value))}")
     return "_".join(parts) or "run"
 
 

@@ -54,21 +54,24 @@ class SummaryRow:
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{k}={_text(v)}" for k, v in self.configuration.items()) or "all"
+        return ", ".join(f"{k}={value_text(v)}" for k, v in self.configuration.items()) or "all"
 
     @property
     def method_label(self) -> str:
         """The strategy's name, then the configuration's other grid values."""
         rest = ", ".join(
-            f"{k}={_text(v)}" for k, v in self.configuration.items() if k != "strategy"
+            f"{k}={value_text(v)}" for k, v in self.configuration.items() if k != "strategy"
         )
         name = self.strategy or str(self.configuration.get("strategy", ""))
         return f"{name} ({rest})" if name and rest else name or rest or "all"
 
 
-def _text(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A grid value as text: a list comma-separated, a JSON object as key=value pairs."""
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={value_text(v)}" for k, v in sorted(value.items()))
     if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
+        return ",".join(map(value_text, value))
     return str(value)
 
 
@@ -134,7 +137,7 @@ def to_csv(rows: Sequence[SummaryRow]) -> str:
         header += [f"{name}_mean", f"{name}_std", f"{name}_n"]
     writer.writerow(header)
     for row in rows:
-        cells = [_text(row.configuration.get(k, "")) for k in keys] + [str(len(row.seeds))]
+        cells = [value_text(row.configuration.get(k, "")) for k in keys] + [str(len(row.seeds))]
         for key, _ in metrics:
             mean, std = row.metrics[key]
             cells += ["" if mean is None else repr(mean), "" if std is None else repr(std)]
@@ -158,7 +161,7 @@ def to_markdown(rows: Sequence[SummaryRow]) -> str:
     header = [*keys, "seeds", *(name for _, name in metrics)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [_text(row.configuration.get(k, "")) for k in keys] + [str(len(row.seeds))]
+        cells = [value_text(row.configuration.get(k, "")) for k in keys] + [str(len(row.seeds))]
         for key, _ in metrics:
             text = cell(*row.metrics[key], digits=1 if key == "train_seconds" else 4)
             n = row.counts.get(key, len(row.seeds))
