@@ -70,6 +70,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "folder (default: 1, every run alone)",
     )
     p.add_argument(
+        "--processes",
+        choices=("warm", "cold"),
+        default="warm",
+        help="warm: each run a fork of a worker that has imported torch and agem already "
+        "(default); cold: each run a new `python -m agem run` process (slower; for "
+        "debugging)",
+    )
+    p.add_argument(
+        "--ray-package",
+        choices=("ship", "installed"),
+        default=None,
+        help="ship: send this agem to the cluster's nodes with Ray's runtime environment "
+        "(default); installed: the nodes have this agem installed already",
+    )
+    p.add_argument(
         "--ray-address",
         default=None,
         help="Ray cluster to join (default $RAY_ADDRESS, else a local Ray instance)",
@@ -147,8 +162,12 @@ def sweep_from_args(args: argparse.Namespace) -> int:
     ray_timeout = RAY_TIMEOUT if args.ray_timeout is None else args.ray_timeout
     if not 0 < ray_timeout < float("inf"):
         raise UsageError("agem sweep: --ray-timeout must be a positive number of seconds")
-    if args.engine != "ray" and (args.ray_timeout is not None or args.ray_address):
-        raise UsageError("agem sweep: --ray-address and --ray-timeout need --engine ray")
+    if args.engine != "ray" and (
+        args.ray_timeout is not None or args.ray_address or args.ray_package
+    ):
+        raise UsageError(
+            "agem sweep: --ray-address, --ray-timeout and --ray-package need --engine ray"
+        )
     out = Path(args.out)
     threads = args.threads
     try:
@@ -172,11 +191,13 @@ def sweep_from_args(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 timeout=ray_timeout,
                 quiet=not debug_requested(args),
+                processes=args.processes,
+                ship=args.ray_package != "installed",
             )
             ray_engine.connect()  # before anything is written
             engine = ray_engine
         else:
-            engine = LocalEngine(workers=args.workers)
+            engine = LocalEngine(workers=args.workers, processes=args.processes)
     except SpecError as err:
         raise UsageError(f"agem sweep: {err}") from None
     previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
