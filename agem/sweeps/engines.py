@@ -97,13 +97,13 @@ def _open_log(task: Task) -> Any:
     return log
 
 
-def start_task(task: Task) -> subprocess.Popen[bytes]:
+def start_task(task: Task, base: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start `python -m agem <argv>` with output to the task's log (after a line with
-    the command); it dies with us."""
+    the command); it dies with us. `base`: its environment (default: ours)."""
     with _open_log(task) as log:
-        env = None
+        env = None if base is None else dict(base)
         if task.omp_threads is not None:
-            env = {**os.environ, "OMP_NUM_THREADS": str(task.omp_threads)}
+            env = {**(env or os.environ), "OMP_NUM_THREADS": str(task.omp_threads)}
         return subprocess.Popen(
             [sys.executable, "-m", "agem", *task.argv],
             env=env,
@@ -114,10 +114,23 @@ def start_task(task: Task) -> subprocess.Popen[bytes]:
         )
 
 
-def run_task(task: Task) -> Outcome:
-    """Run one task to its end in a child process (what a Ray task does)."""
+def with_this_package(env: dict[str, str]) -> dict[str, str]:
+    """`env` with the folder this agem was imported from first in PYTHONPATH, so that a
+    child process imports it too (on a Ray node: the copy Ray unpacked there)."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = [root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}
+
+
+def run_task_on_node(task: Task) -> Outcome:
+    """`run_task` on a Ray node: the child imports the agem this process imported."""
+    return run_task(task, base=with_this_package(dict(os.environ)))
+
+
+def run_task(task: Task, *, base: dict[str, str] | None = None) -> Outcome:
+    """Run one task to its end in a child process (`base`: its environment)."""
     start = time.perf_counter()
-    process = start_task(task)
+    process = start_task(task, base)
     try:
         returncode = process.wait()
     finally:
@@ -270,11 +283,7 @@ class RayWorker:
     (where Ray put the shipped package) in PYTHONPATH."""
 
     def __init__(self, *, inline: bool = False) -> None:
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        path = [package_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
-        self.worker = WarmWorker(inline=inline, env=env)
+        self.worker = WarmWorker(inline=inline, env=with_this_package(dict(os.environ)))
         self.worker.start()
 
     def run(self, task: Task) -> Outcome:
@@ -300,9 +309,9 @@ def _cannot_import_agem(err: BaseException) -> ValueError | None:
 
 
 class RayEngine:
-    """The runs on Ray: one Ray actor per worker (one CPU each, or `cpus_per_task`), each
-    holding a warm worker (`processes="warm"`), or one Ray task per run starting
-    `python -m agem` (`processes="cold"`).
+    """The runs on Ray: one Ray task per run starting `python -m agem` (`processes="cold"`,
+    the default), or one Ray actor per worker (one CPU each, or `cpus_per_task`), each
+    holding a warm worker (`processes="warm"`).
 
     `address` joins a running cluster (`ray start --head` prints it); without one,
     `RAY_ADDRESS` is used if set, else a local Ray instance with `workers` CPUs is
@@ -324,7 +333,7 @@ class RayEngine:
         cpus_per_task: float = 1.0,
         timeout: float = RAY_TIMEOUT,
         quiet: bool = True,
-        processes: Processes = "warm",
+        processes: Processes = "cold",
         ship: bool = True,
     ) -> None:
         require("ray")  # fail now, in one line naming the pip command
@@ -427,7 +436,7 @@ class RayEngine:
     def _run_cold(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
         import ray
 
-        remote = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(run_task)
+        remote = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(run_task_on_node)
         pending = {remote.remote(task): task for task in tasks}
         try:
             while pending:

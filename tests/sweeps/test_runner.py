@@ -187,9 +187,12 @@ def test_local_sweep_end_to_end_and_rerun_skips(tmp_path: Path) -> None:
     assert all(line.split(",")[1:3] == ["permuted_digits", "2"] for line in lines[1:])
 
 
-def test_ray_sweep_end_to_end_on_a_cluster(tmp_path: Path, ray_address: str) -> None:
+@pytest.mark.parametrize("processes", ["cold", "warm"])
+def test_ray_sweep_end_to_end_on_a_cluster(
+    tmp_path: Path, ray_address: str, processes: str
+) -> None:
     out = tmp_path / "ray"
-    args = [str(_spec(tmp_path)), "--out", str(out), "--engine", "ray"]
+    args = [str(_spec(tmp_path)), "--out", str(out), "--engine", "ray", "--processes", processes]
     result = _sweep(*args, "--ray-address", ray_address, "--workers", "2")
     _check_complete_sweep(out, result)
     local = tmp_path / "local"
@@ -322,10 +325,12 @@ def test_local_sweep_killed_and_rerun_ends_like_an_uninterrupted_one(tmp_path: P
     _kill_and_rerun(tmp_path, ["--workers", "2"])
 
 
+@pytest.mark.parametrize("processes", ["cold", "warm"])
 def test_ray_sweep_killed_and_rerun_ends_like_an_uninterrupted_one(
-    tmp_path: Path, ray_address: str
+    tmp_path: Path, ray_address: str, processes: str
 ) -> None:
-    _kill_and_rerun(tmp_path, ["--engine", "ray", "--ray-address", ray_address, "--workers", "2"])
+    engine = ["--engine", "ray", "--ray-address", ray_address, "--processes", processes]
+    _kill_and_rerun(tmp_path, [*engine, "--workers", "2"])
 
 
 def test_runs_choose_their_threads_within_their_share_of_the_cores(tmp_path: Path) -> None:
