@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import gc
 import io
 import json
 import logging
@@ -345,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if error is not None:
         channel.sendall(json.dumps({"error": error}).encode() + b"\n")
         return 1
+    gc.collect()
+    gc.freeze()  # the children's collections then leave the server's objects (and pages) alone
     ready = {"ready": True, "threads": _os_threads(), "threads_at_import": imported}
     channel.sendall(json.dumps(ready).encode() + b"\n")
     return _Server(channel, args.module, inline=args.inline).serve(fresh)
