@@ -251,10 +251,11 @@ class SingleRun:
         self.results = self.folder.write_results(self.current_results(elapsed), "running")
 
     def finish(self, elapsed: float) -> dict[str, Any]:
-        """Write the plots, hand them to the loggers and close them (TensorBoard writes its
-        hyperparameters, W&B finishes), then write results.json ("complete")."""
+        """Write the plots (unless `plots` is off), hand them to the loggers and close
+        them (TensorBoard writes its hyperparameters, W&B finishes), then write
+        results.json ("complete")."""
         results = self.current_results(elapsed)
-        plots = write_run_plots(results, self.folder.path)
+        plots = write_run_plots(results, self.folder.path) if self.config.plots else []
         for logger in self.loggers:
             logger.log_plots(plots)
             logger.close("complete")
