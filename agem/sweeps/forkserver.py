@@ -5,8 +5,8 @@ The server is `python -m agem.sweeps.forkserver`, started by `WarmWorker` (the s
 engines hold). At start it records the state a fresh interpreter has (torch's global
 RNG, default dtype, deterministic flags, threads, signal handlers, cwd, environment,
 logging, warnings, `sys.path`), then warms up: one tiny `agem run` on the embedded data
-(its output discarded) imports everything a run uses and takes the first optimizer step
-(which imports `torch._dynamo`). It does so on one thread and on the CPU, so no thread
+(its output discarded) imports everything a run uses and takes the first optimizer
+step. It does so on one thread and on the CPU, so no thread
 pool and no CUDA context exists when it forks.
 
 For each request the server forks; the child puts that recorded state back, points its
