@@ -2,7 +2,9 @@
 
 The core install stays light; GEM's quadratic-program solver, Weights & Biases and Ray
 are extras. Asking for a feature whose extra is missing raises `MissingExtraError`, whose
-message is one line naming the pip command, e.g. ``pip install 'agem[gem]'``.
+message is one line naming the pip command, e.g. ``pip install -e '.[gem]'`` in agem's
+source folder (agem is not on the public package index, so ``pip install 'agem[gem]'``
+would not find it).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ EXTRAS: dict[str, Extra] = {
 
 
 def install_hint(extra: str) -> str:
-    """The pip command that installs `extra`."""
-    return f"pip install 'agem[{extra}]'"
+    """The pip command that installs `extra` (from agem's source folder)."""
+    return f"pip install -e '.[{extra}]' in agem's source folder"
 
 
 def require(extra: str) -> ModuleType:

@@ -61,7 +61,7 @@ def test_gem_without_quadprog_is_one_line_and_exit_2(tmp_path: Path) -> None:
     proc = run_without({"quadprog"}, _cli(*argv, "--out", str(tmp_path / "run")))
     assert proc.returncode == 2
     _one_line_naming(proc.stderr, "gem")
-    assert "pip install 'agem[gem]'" in proc.stderr
+    assert "pip install -e '.[gem]'" in proc.stderr
 
 
 def test_logger_wandb_without_wandb_is_one_line_and_exit_2(tmp_path: Path) -> None:

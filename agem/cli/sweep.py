@@ -77,6 +77,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "folder (default: 1, every run alone)",
     )
     p.add_argument(
+        "--processes",
+        choices=("warm", "cold"),
+        default=None,
+        help="warm: each run a fork of a worker that has imported torch and agem already "
+        "(default for --engine local); cold: each run a new `python -m agem run` process "
+        "(slower; for debugging; default for --engine ray)",
+    )
+    p.add_argument(
+        "--ray-package",
+        choices=("ship", "installed"),
+        default=None,
+        help="ship: send this agem to the cluster's nodes with Ray's runtime environment "
+        "(default); installed: the nodes have this agem installed already",
+    )
+    p.add_argument(
         "--plots",
         action="store_true",
         help="draw each run's own PNG plots too (default: only the sweep's summary.png; "
@@ -160,8 +175,12 @@ def sweep_from_args(args: argparse.Namespace) -> int:
     ray_timeout = RAY_TIMEOUT if args.ray_timeout is None else args.ray_timeout
     if not 0 < ray_timeout < float("inf"):
         raise UsageError("agem sweep: --ray-timeout must be a positive number of seconds")
-    if args.engine != "ray" and (args.ray_timeout is not None or args.ray_address):
-        raise UsageError("agem sweep: --ray-address and --ray-timeout need --engine ray")
+    if args.engine != "ray" and (
+        args.ray_timeout is not None or args.ray_address or args.ray_package
+    ):
+        raise UsageError(
+            "agem sweep: --ray-address, --ray-timeout and --ray-package need --engine ray"
+        )
     out = Path(args.out)
     threads = args.threads
     try:
@@ -185,11 +204,13 @@ def sweep_from_args(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 timeout=ray_timeout,
                 quiet=not debug_requested(args),
+                processes=args.processes or "cold",
+                ship=args.ray_package != "installed",
             )
             ray_engine.connect()  # before anything is written
             engine = ray_engine
         else:
-            engine = LocalEngine(workers=args.workers)
+            engine = LocalEngine(workers=args.workers, processes=args.processes or "warm")
     except SpecError as err:
         raise UsageError(f"agem sweep: {err}") from None
     previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -113,7 +113,7 @@ def test_tensorboard_logger_writes_hyperparameters_with_final_metrics(tmp_path: 
 
 @pytest.mark.slow
 def test_wandb_logger_from_the_command_line_offline(tmp_path: Path) -> None:
-    pytest.importorskip("wandb", reason="needs pip install 'agem[wandb]'")
+    pytest.importorskip("wandb", reason="needs pip install -e '.[wandb]'")
     from tests.helpers.wandb_records import history
 
     out = tmp_path / "run"

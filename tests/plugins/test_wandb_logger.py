@@ -13,7 +13,7 @@ import agem
 from agem.plugins import EvaluationPlugin
 from agem.reporting.plots import write_run_plots
 
-wandb = pytest.importorskip("wandb", reason="needs pip install 'agem[wandb]'")
+wandb = pytest.importorskip("wandb", reason="needs pip install -e '.[wandb]'")
 
 from tests.helpers.wandb_records import history  # noqa: E402
 

@@ -1,9 +1,11 @@
 """`agem sweep` end to end with real processes: the local engine, a real Ray cluster
-(`ray start --head`, or the one at $RAY_ADDRESS), and SIGKILL of the sweep mid-run
-followed by a re-run that ends with the summary of an uninterrupted sweep."""
+(`ray start --head`, or the one at $RAY_ADDRESS), SIGKILL of the sweep mid-run followed
+by a re-run that ends with the summary of an uninterrupted sweep, and SIGKILL of one warm
+worker mid-run, which the other runs and the summary do not notice."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -12,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,12 +48,15 @@ def _spec(tmp_path: Path, *, n: int = 2, epochs: int = 1) -> Path:
     return path
 
 
-def _sweep(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def _sweep(
+    *args: str, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "agem", "sweep", *args, "--threads", "1"],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
 
 
@@ -68,27 +74,35 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Ray cluster: $RAY_ADDRESS when set, else `ray start --head --block` here
-    with token authentication (a fresh token in the environment, which the sweeps this
-    module starts inherit), stopped at teardown by signalling that one process."""
-    pytest.importorskip("ray")
-    if os.environ.get("RAY_ADDRESS"):
-        yield os.environ["RAY_ADDRESS"]
-        return
+def ray_token() -> Iterator[None]:
+    """Token authentication for this module's Ray heads: a fresh token in the
+    environment, which the sweeps this module starts inherit."""
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _ray_head(ray: list[str], log: Path, *, cwd: Path | None = None) -> Iterator[str]:
+    """`ray start --head --block` (`ray` is the command that runs Ray's CLI) with 2 CPUs
+    on free ports; its address; stopped at the end by signalling that one process."""
     port = _free_port()
-    ray = Path(sys.executable).with_name("ray")
-    command = [str(ray) if ray.exists() else "ray", "start", "--head", "--block"]
+    command = [*ray, "start", "--head", "--block"]
     command += ["--port", str(port), "--num-cpus", "2", "--include-dashboard=false"]
     command += ["--ray-client-server-port", str(_free_port()), "--disable-usage-stats"]
     command += ["--dashboard-agent-listen-port", str(_free_port())]
-    log = tmp_path_factory.mktemp("ray") / "ray.log"
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} if cwd else None
     with open(log, "wb") as handle:
-        head = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        head = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd, env=environ
+        )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while "Ray runtime started" not in log.read_text(errors="replace"):
             if head.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"ray start failed: {log.read_text(errors='replace')[-2000:]}")
@@ -101,11 +115,41 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             head.kill()
             head.wait()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def ray_address(tmp_path_factory: pytest.TempPathFactory, ray_token: None) -> Iterator[str]:
+    """A real Ray cluster: $RAY_ADDRESS when set, else `ray start --head` here."""
+    pytest.importorskip("ray")
+    if os.environ.get("RAY_ADDRESS"):
+        yield os.environ["RAY_ADDRESS"]
+        return
+    ray = Path(sys.executable).with_name("ray")
+    log = tmp_path_factory.mktemp("ray") / "ray.log"
+    with _ray_head([str(ray) if ray.exists() else "ray"], log) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def bare_ray_address(tmp_path_factory: pytest.TempPathFactory, ray_token: None) -> Iterator[str]:
+    """A `ray start --head` cluster whose workers cannot import agem: its Python is a
+    virtual environment that sees this one's packages (torch, Ray) but not the project
+    folder (no editable install, no PYTHONPATH, started elsewhere)."""
+    pytest.importorskip("ray")
+    root = tmp_path_factory.mktemp("bare")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    python = str(root / "venv" / "bin" / "python")
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = subprocess.run([python, "-c", where], capture_output=True, text=True, check=True)
+    (Path(site.stdout.strip()) / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = "import ray, torch\ntry:\n import agem\nexcept ImportError: print('no agem')"
+    seen = subprocess.run(
+        [python, "-c", probe], capture_output=True, text=True, cwd=root, env=environ
+    )
+    assert seen.stdout.strip() == "no agem", seen.stdout + seen.stderr
+    with _ray_head([python, "-m", "ray.scripts.scripts"], root / "ray.log", cwd=root) as address:
+        yield address
 
 
 def _check_complete_sweep(out: Path, result: subprocess.CompletedProcess[str]) -> None:
@@ -143,9 +187,12 @@ def test_local_sweep_end_to_end_and_rerun_skips(tmp_path: Path) -> None:
     assert all(line.split(",")[1:3] == ["permuted_digits", "2"] for line in lines[1:])
 
 
-def test_ray_sweep_end_to_end_on_a_cluster(tmp_path: Path, ray_address: str) -> None:
+@pytest.mark.parametrize("processes", ["cold", "warm"])
+def test_ray_sweep_end_to_end_on_a_cluster(
+    tmp_path: Path, ray_address: str, processes: str
+) -> None:
     out = tmp_path / "ray"
-    args = [str(_spec(tmp_path)), "--out", str(out), "--engine", "ray"]
+    args = [str(_spec(tmp_path)), "--out", str(out), "--engine", "ray", "--processes", processes]
     result = _sweep(*args, "--ray-address", ray_address, "--workers", "2")
     _check_complete_sweep(out, result)
     local = tmp_path / "local"
@@ -153,33 +200,105 @@ def test_ray_sweep_end_to_end_on_a_cluster(tmp_path: Path, ray_address: str) -> 
     assert _metrics(out) == _metrics(local)
 
 
+def test_ray_sweep_ships_agem_to_workers_that_cannot_import_it(
+    tmp_path: Path, bare_ray_address: str
+) -> None:
+    """The sweep ships this agem with Ray's runtime environment: it runs on a cluster
+    whose workers cannot import agem; told the nodes have it, it stops in one line
+    saying how to install it."""
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = tmp_path / "shipped"
+    args = [str(_spec(tmp_path)), "--engine", "ray", "--ray-address", bare_ray_address]
+    result = _sweep(*args, "--out", str(out), "--workers", "2", env=environ)
+    _check_complete_sweep(out, result)
+    refused = _sweep(
+        *args, "--out", str(tmp_path / "installed"), "--ray-package", "installed", env=environ
+    )
+    assert refused.returncode == 2, refused.stderr + refused.stdout
+    assert "workers cannot import agem" in refused.stderr
+    assert "pip install -e '.[ray]'" in refused.stderr
+
+
+def _partway(out: Path) -> list[str]:
+    """The runs that are part-way: a checkpoint written, not complete."""
+    partway = []
+    for name in NAMES:
+        try:
+            results = json.loads((out / name / "results.json").read_text())
+        except (OSError, ValueError):
+            continue
+        rows = len(results.get("accuracy_matrix") or [])
+        if results.get("status") == "running" and 1 <= rows:
+            partway.append(name)
+    return partway
+
+
+def _wait_partway(sweep: subprocess.Popen[str], out: Path) -> list[str]:
+    deadline = time.monotonic() + 900  # a loaded machine trains slowly
+    while time.monotonic() < deadline:
+        if sweep.poll() is not None:
+            pytest.fail("the sweep finished before it could be killed: make runs longer")
+        partway = _partway(out)
+        if partway:
+            return partway
+        time.sleep(0.1)
+    pytest.fail("no run got part-way")
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below `pid` (its workers and their runs)."""
+    parents = {
+        int(e.name): _parent(int(e.name)) for e in Path("/proc").iterdir() if e.name.isdigit()
+    }
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        here = todo.pop()
+        below = {child for child, parent in parents.items() if parent == here}
+        todo += list(below - found)
+        found |= below
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _assert_all_gone(pids: set[int], within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if _alive(p)], "a process outlived the sweep"
+
+
 def _kill_mid_run(command: list[str], out: Path) -> list[str]:
     """Start the sweep, SIGKILL it once a run is part-way (a checkpoint written, not
-    complete), check that none of its runs outlives it; return the part-way runs."""
+    complete), check that none of its processes (workers, runs) outlives it; return the
+    part-way runs."""
     sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
+    below: set[int] = set()
     try:
-        while time.monotonic() < deadline:
-            if sweep.poll() is not None:
-                pytest.fail("the sweep finished before it could be killed: make runs longer")
-            partway = []
-            for name in NAMES:
-                try:
-                    results = json.loads((out / name / "results.json").read_text())
-                except (OSError, ValueError):
-                    continue
-                rows = len(results.get("accuracy_matrix") or [])
-                if results.get("status") == "running" and 1 <= rows:
-                    partway.append(name)
-            if partway:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("no run got part-way")
+        partway = _wait_partway(sweep, out)  # type: ignore[arg-type]
+        below = _descendants(sweep.pid)
     finally:
         sweep.kill()
         sweep.wait()
     assert_no_process_mentions(out)
+    if "ray" not in command:  # Ray's actors are the cluster's processes, not the sweep's
+        assert below
+        _assert_all_gone(below)
     return partway
 
 
@@ -188,12 +307,12 @@ def _kill_and_rerun(tmp_path: Path, engine: list[str]) -> None:
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "agem", "sweep", str(spec), "--out", str(out), *engine]
     partway = _kill_mid_run([*command, "--threads", "1"], out)
-    resumed = _sweep(str(spec), "--out", str(out), *engine, timeout=400)
+    resumed = _sweep(str(spec), "--out", str(out), *engine, timeout=1500)
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
     for name in partway:  # continued from its checkpoint, not started again
         assert f"$ agem run --resume {out / name} " in (out / "logs" / f"{name}.log").read_text()
     reference = tmp_path / "uninterrupted"
-    plain = _sweep(str(spec), "--out", str(reference), *engine, timeout=400)
+    plain = _sweep(str(spec), "--out", str(reference), *engine, timeout=1500)
     assert plain.returncode == 0, plain.stderr
     assert _metrics(out) == _metrics(reference)
     for name in NAMES:
@@ -206,10 +325,12 @@ def test_local_sweep_killed_and_rerun_ends_like_an_uninterrupted_one(tmp_path: P
     _kill_and_rerun(tmp_path, ["--workers", "2"])
 
 
+@pytest.mark.parametrize("processes", ["cold", "warm"])
 def test_ray_sweep_killed_and_rerun_ends_like_an_uninterrupted_one(
-    tmp_path: Path, ray_address: str
+    tmp_path: Path, ray_address: str, processes: str
 ) -> None:
-    _kill_and_rerun(tmp_path, ["--engine", "ray", "--ray-address", ray_address, "--workers", "2"])
+    engine = ["--engine", "ray", "--ray-address", ray_address, "--processes", processes]
+    _kill_and_rerun(tmp_path, [*engine, "--workers", "2"])
 
 
 def test_runs_choose_their_threads_within_their_share_of_the_cores(tmp_path: Path) -> None:
@@ -230,3 +351,62 @@ def test_runs_choose_their_threads_within_their_share_of_the_cores(tmp_path: Pat
         assert config["environment"]["threads"] == 1
         log = (out / "logs" / f"seed-{seed}.log").read_text()
         assert "--threads" not in log.splitlines()[0]
+
+
+def _run_of_log(pid: int, logs: Path) -> str | None:
+    """The run whose log is `pid`'s stdout, if any."""
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/1")
+    except OSError:
+        return None
+    path = Path(target)
+    return path.stem if path.parent == logs else None
+
+
+def test_sigkill_of_one_warm_worker_mid_run_spares_the_others_and_rerun_completes_it(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL the warm worker (the fork server) whose run is part-way: that run dies
+    with it, the other runs and the sweep go on (a new worker takes the next runs), the
+    summary holds every other run and names the killed one, and a re-run resumes it."""
+    spec = _spec(tmp_path, n=4, epochs=25)
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "agem", "sweep", str(spec), "--out", str(out)]
+    command += ["--workers", "2", "--threads", "1"]
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        victim = worker = None
+        deadline = time.monotonic() + 180
+        while victim is None and time.monotonic() < deadline:
+            partway = _wait_partway(sweep, out)
+            for pid in _descendants(sweep.pid):
+                name = _run_of_log(pid, out / "logs")
+                if name in partway:
+                    victim, worker, run = name, _parent(pid), pid
+                    break
+        assert victim is not None and worker is not None and worker != sweep.pid
+        os.kill(worker, signal.SIGKILL)
+        _assert_all_gone({worker, run})
+        stdout, stderr = sweep.communicate(timeout=1500)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+    assert sweep.returncode == 1, stderr
+    lines = [line for line in stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == 4
+    others = [name for name in NAMES if name != victim]
+    killed = [line for line in lines if f" {victim} " in line]
+    assert len(killed) == 1 and f"RUNNING (exit {-signal.SIGKILL}" in killed[0], stdout
+    for name in others:
+        assert json.loads((out / name / "results.json").read_text())["status"] == "complete"
+        assert "--resume" not in (out / "logs" / f"{name}.log").read_text()
+    assert victim in stderr and "re-run the same command" in stderr
+    seeds = {(r["strategy"], r["seeds"]) for r in _metrics(out)}
+    strategy = victim.split("_")[0].removeprefix("strategy-")
+    assert seeds == {(strategy, "1"), *{(s, "2") for s in ("naive", "agem") if s != strategy}}
+    rerun = _sweep(str(spec), "--out", str(out), "--workers", "2", timeout=1500)
+    assert rerun.returncode == 0, rerun.stderr + rerun.stdout
+    assert "3 of 4 runs already finished" in rerun.stdout
+    assert f"$ agem run --resume {out / victim} " in (out / "logs" / f"{victim}.log").read_text()
+    assert {(r["strategy"], r["seeds"]) for r in _metrics(out)} == {("naive", "2"), ("agem", "2")}

@@ -4,7 +4,8 @@
 - `CSVLogger`: losses, epochs, evaluations and metrics in one tidy CSV file.
 - `JSONResultsWriter`: the evaluator's results as a JSON file.
 - `TensorBoardLogger`: TensorBoard scalars and hyperparameters (`torch.utils.tensorboard`).
-- `WandBLogger`: a Weights & Biases run (optional: ``pip install 'agem[wandb]'``).
+- `WandBLogger`: a Weights & Biases run (optional: the `wandb` extra,
+  ``pip install -e '.[wandb]'``).
 
 All of them read the strategy's evaluator (`strategy.evaluator`) and run after it.
 """

@@ -40,7 +40,7 @@ class WandBLogger(Logger):
     first hook with `lazy=True` (so that `dir` need not exist yet); `mode` "offline" (or
     `WANDB_MODE=offline`) writes it under `dir` only, with no network. `close()` finishes
     the run. Without the wandb package this raises
-    `agem.extras.MissingExtraError` naming ``pip install 'agem[wandb]'``.
+    `agem.extras.MissingExtraError` naming ``pip install -e '.[wandb]'``.
     """
 
     def __init__(
