@@ -14,7 +14,7 @@ from agem.sweeps.runner import plan
 from agem.sweeps.spec import parse_spec
 from tests.helpers.runs import env
 
-SPEC = """
+GRID = """
 [base]
 benchmark = "permuted_digits"
 n_experiences = 2
@@ -29,7 +29,7 @@ strategy = ["naive", "agem"]
 
 
 def _argv(tmp_path: Path, *, logger: str = "+wandb", extra: str = "") -> list[list[str]]:
-    spec = parse_spec(SPEC.format(logger=logger, extra=extra))
+    spec = parse_spec(GRID.format(logger=logger, extra=extra))
     tasks, _ = plan(spec, tmp_path / "lr-study", threads=1)
     return [list(task.argv) for task in tasks]
 
@@ -56,7 +56,7 @@ def test_sweep_runs_are_one_wandb_group_named_by_their_values(tmp_path: Path) ->
     from tests.helpers.wandb_records import history, run_info
 
     spec = tmp_path / "spec.toml"
-    spec.write_text(SPEC.format(logger="+wandb", extra='wandb_tags = "sweep-test"'))
+    spec.write_text(GRID.format(logger="+wandb", extra='wandb_tags = "sweep-test"'))
     out = tmp_path / "lr-study"
     environment = env(WANDB_MODE="offline", WANDB_SILENT="true")
     for name in ("WANDB_RUN_GROUP", "WANDB_PROJECT", "WANDB_NAME", "WANDB_TAGS"):
