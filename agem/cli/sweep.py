@@ -70,6 +70,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "folder (default: 1, every run alone)",
     )
     p.add_argument(
+        "--plots",
+        action="store_true",
+        help="draw each run's own PNG plots too (default: only the sweep's summary.png; "
+        "a spec's `plots` option decides for its runs)",
+    )
+    p.add_argument(
         "--ray-address",
         default=None,
         help="Ray cluster to join (default $RAY_ADDRESS, else a local Ray instance)",
@@ -182,6 +188,7 @@ def sweep_from_args(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         how = {"engine": engine, "parallel": args.workers, "threads": threads, "fleet": args.fleet}
+        how["plots"] = args.plots
         how["stream"] = sys.stdout  # the current one (a default would be bound at import)
         result: SweepResult | None = None
         if protocol is not None and args.published:

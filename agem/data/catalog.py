@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agem.data.cache import cached
 from agem.data.cifar import CIFAR10, CIFAR100, CifarLayout, read_cifar
 from agem.data.download import download_first
 from agem.data.errors import DatasetError, DatasetNotFoundError
@@ -75,6 +76,17 @@ class DatasetSource:
         if all(_idx_file(directory, f.name) is not None for f in self.files):
             return directory
         return None
+
+    def source_files(self, path: Path) -> list[Path] | None:
+        """The files `load` decodes at `path` (what `find_in` returned), or None if one
+        is missing."""
+        if self.cifar is not None:
+            if not path.is_dir():
+                return [path]
+            files = [path / n for n in self.cifar.train + self.cifar.test]
+            return files if all(f.is_file() for f in files) else None
+        found = [_idx_file(path, f.name) for f in self.files]
+        return None if None in found else [f for f in found if f is not None]
 
 
 def _idx_file(directory: Path, name: str) -> Path | None:
@@ -287,6 +299,16 @@ def _read_idx_pair(
     return x, y.astype(np.int64)
 
 
+def decode(source: DatasetSource, path: Path) -> Arrays:
+    """The validated arrays of `source`'s files at `path` (see `load`), decoded now."""
+    if source.cifar is not None:
+        return read_cifar(path, source.cifar)
+    names = [f.name for f in source.files]
+    train = _read_idx_pair(path, names[0], names[1], source)
+    test = _read_idx_pair(path, names[2], names[3], source)
+    return train, test
+
+
 def load(
     key: str,
     *,
@@ -297,12 +319,14 @@ def load(
     """((x_train, y_train), (x_test, y_test)) of dataset `key` as validated numpy arrays.
 
     Images are uint8 (MNIST-like: [n, 28, 28]; CIFAR: [n, 3, 32, 32]); labels int64.
+    The files are decoded once; later calls, in this process or another, read the
+    decoded arrays back (`agem.data.cache`).
     """
     source = get_source(key)
     path = fetch(key, root=root, download=download, progress=progress)
-    if source.cifar is not None:
-        return read_cifar(path, source.cifar)
-    names = [f.name for f in source.files]
-    train = _read_idx_pair(path, names[0], names[1], source)
-    test = _read_idx_pair(path, names[2], names[3], source)
-    return train, test
+    files = source.source_files(path)
+    if files is None:
+        return decode(source, path)  # names what is missing
+    system = [Path(d).expanduser() for d in source.system_dirs]
+    beside = not any(path == d or d in path.parents for d in system)
+    return cached(key, files, lambda: decode(source, path), beside=beside)

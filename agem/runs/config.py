@@ -38,7 +38,9 @@ MAX_FLEET = 1024
 MAX_TAG = 64  # W&B's limit on a tag's length
 
 # fields whose command-line flag is not simply --field-name
-_FLAGS = {"download": "--no-download", "checkpoint": "--no-checkpoint"}
+_FLAGS = {"download": "--no-download", "checkpoint": "--no-checkpoint", "plots": "--no-plots"}
+#: settings that change what a run writes or how fast, never its results
+_NOT_RESULTS = ("threads", "checkpoint", "plots")
 
 
 def flag(name: str) -> str:
@@ -188,10 +190,10 @@ class RunConfig:
     `experiences="3:20"` trains and evaluates on that range of the benchmark's experiences
     only (renumbered from 0), `threads=None` applies `agem.runtime.default_threads` (1 for
     small MLPs on the CPU), `checkpoint=False` skips the per-experience checkpoints (the run
-    then cannot be resumed), `logger` names the loggers, comma-separated (csv, tensorboard,
-    wandb). `fleet=K` trains the seeds seed..seed+K-1 in lockstep, each into its own run
-    folder; `cuda_graph=True` captures the training step in a CUDA graph (see
-    `agem.core.captured_step` and `agem.fleet`).
+    then cannot be resumed), `plots=False` skips the PNG plots, `logger` names the loggers,
+    comma-separated (csv, tensorboard, wandb). `fleet=K` trains the seeds seed..seed+K-1
+    in lockstep, each into its own run folder; `cuda_graph=True` captures the training
+    step in a CUDA graph (see `agem.core.captured_step` and `agem.fleet`).
     """
 
     benchmark: str = setting(
@@ -454,6 +456,14 @@ class RunConfig:
         optional=True,
         group="evaluation and logging",
     )
+    plots: bool = setting(
+        True,
+        "bool",
+        "do not draw the PNG plots of the run (and do not import matplotlib; "
+        "default: draw them when the run completes)",
+        switch=False,
+        group="evaluation and logging",
+    )
     fleet: int = setting(
         1,
         "int",
@@ -581,6 +591,6 @@ class RunConfig:
 
     def same_run(self, other: RunConfig) -> list[str]:
         """The flags of the settings that differ from `other`'s, except those that do not
-        change results (threads, checkpoint)."""
+        change results (threads, checkpoint, plots)."""
         a, b = self.resolved().to_dict(), other.resolved().to_dict()
-        return [flag(k) for k in a if k not in ("threads", "checkpoint") and a[k] != b[k]]
+        return [flag(k) for k in a if k not in _NOT_RESULTS and a[k] != b[k]]

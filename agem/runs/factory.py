@@ -9,6 +9,7 @@ from torch import nn
 
 from agem import models
 from agem.benchmarks.streams import Benchmark
+from agem.core import optimizers
 from agem.core.template import BaseTemplate
 from agem.models.init import truncated_normal_
 from agem.runs.config import INITS, MODELS, RunConfig
@@ -63,20 +64,21 @@ def build_model(
 
 def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The optimizer `config` names (SGD, Adam or AdamW) over the model's parameters
-    (Adam and AdamW with `capturable=True` under `cuda_graph`)."""
+    (Adam and AdamW with `capturable=True` under `cuda_graph`): torch's, in the form
+    that does not import `torch._dynamo` (`agem.core.optimizers`)."""
     params = model.parameters()
     if config.optimizer == "sgd":
-        return torch.optim.SGD(
+        return optimizers.SGD(
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
     # a captured step needs Adam's step counter on the device
     capturable = config.cuda_graph
     if config.optimizer == "adam":
-        return torch.optim.Adam(
+        return optimizers.Adam(
             params, lr=config.lr, weight_decay=config.weight_decay, capturable=capturable
         )
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(
+        return optimizers.AdamW(
             params, lr=config.lr, weight_decay=config.weight_decay, capturable=capturable
         )
     raise ValueError(f"unknown optimizer {config.optimizer!r}")

@@ -277,11 +277,11 @@ class SingleRun:
         self.results = self.folder.write_results(self.current_results(elapsed), "running")
 
     def finish(self, elapsed: float) -> dict[str, Any]:
-        """Write the plots, hand them and the folder to the loggers and close them
-        (TensorBoard writes its hyperparameters, W&B its results artifact and finishes),
-        then write results.json ("complete")."""
+        """Write the plots (unless `plots` is off), hand them and the folder to the loggers
+        and close them (TensorBoard writes its hyperparameters, W&B its results artifact
+        and finishes), then write results.json ("complete")."""
         results = self.current_results(elapsed)
-        plots = write_run_plots(results, self.folder.path)
+        plots = write_run_plots(results, self.folder.path) if self.config.plots else []
         final = {"status": "complete", **results}
         for logger in self.loggers:
             logger.log_plots(plots)

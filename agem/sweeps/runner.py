@@ -211,12 +211,22 @@ def _group_args(job: Job, sweep: str) -> list[str]:
     return ["--wandb-group", sweep]
 
 
+def _plot_args(spec: SweepSpec, job: Job, plots: bool) -> list[str]:
+    """`--no-plots` unless the sweep draws each run's plots (`plots`) or the spec sets
+    `plots` itself."""
+    if plots or "plots" in job.values or "plots" in spec.base:
+        return []
+    return ["--no-plots"]
+
+
 def plan(
-    spec: SweepSpec, out: Path, *, threads: int | None, fleet: int = 1
+    spec: SweepSpec, out: Path, *, threads: int | None, fleet: int = 1, plots: bool = False
 ) -> tuple[list[Task], list[Job]]:
     """(tasks to run, jobs already finished) for the sweep in `out`; with `fleet` > 1
-    the jobs not started yet are grouped into fleets (see `fleets`). Runs that log to
-    W&B get the sweep folder's name as their group (see `_group_args`)."""
+    the jobs not started yet are grouped into fleets (see `fleets`). A run draws its
+    own plots only with `plots` (or when the spec says so); a resumed run does as its
+    config.json says. Runs that log to W&B get the sweep folder's name as their group
+    (see `_group_args`)."""
     tasks: list[Task] = []
     done: list[Job] = []
     new: list[Job] = []
@@ -233,13 +243,14 @@ def plan(
             continue
         if status == "unusable":  # killed before it wrote its config: start afresh
             argv = ["run", *job.options, *_group_args(job, sweep), "--out", str(folder)]
-            argv += ["--overwrite", *thread_args]
+            argv += ["--overwrite", *thread_args, *_plot_args(spec, job, plots)]
         else:
             argv = ["run", "--resume", str(folder), *thread_args]
         tasks.append(Task(job.name, tuple(argv), out / LOGS / f"{job.name}.log"))
     for group in fleets(new, fleet) if fleet > 1 else [[job] for job in new]:
         first = group[0]
-        thread_args = _thread_args(first, threads) + _group_args(first, sweep)  # a new run's
+        thread_args = [*_thread_args(first, threads), *_plot_args(spec, first, plots)]
+        thread_args += _group_args(first, sweep)  # a new run's options
         if len(group) == 1:
             argv = ["run", *first.options, "--out", str(out / first.name), *thread_args]
             tasks.append(Task(first.name, tuple(argv), out / LOGS / f"{first.name}.log"))
@@ -305,20 +316,24 @@ def run_sweep(
     also: frozenset[str] = frozenset(),
     fleet: int = 1,
     max_runs: int = MAX_RUNS,
+    plots: bool = False,
 ) -> SweepResult:
     """Run every unfinished job of `spec` in `out` with `engine`, then write the summary.
 
     One line per finished run (its A_T and seconds, and its fleet if it ran in one) with
     the overall count and an estimate of the time left; `parallel` is how many tasks go
     at once (for the ETA); `fleet` K > 1 trains up to K seeds of a configuration as one
-    fleet where the fleet can (see `plan`). DIR is locked for the whole sweep.
+    fleet where the fleet can (see `plan`); each run draws its own plots only with
+    `plots`, and the sweep's summary plot is always drawn. DIR is locked for the whole
+    sweep.
     """
     write = check_folder(spec, out, also=also, max_runs=max_runs)
     lock = lock_sweep(out)
     try:
         if write:
             write_spec(spec, out)
-        return _run_locked(spec, out, engine, parallel, threads, stream, on_outcome, fleet)
+        how = (engine, parallel, threads, stream, on_outcome, fleet, plots)
+        return _run_locked(spec, out, *how)
     finally:
         os.close(lock)
 
@@ -346,8 +361,9 @@ def _run_locked(
     stream: TextIO,
     on_outcome: Callable[[Outcome], None] | None,
     fleet: int,
+    plots: bool,
 ) -> SweepResult:
-    tasks, done = plan(spec, out, threads=threads, fleet=fleet)
+    tasks, done = plan(spec, out, threads=threads, fleet=fleet, plots=plots)
     if threads is None:  # each run picks its threads, within its share of the cores
         tasks = [replace(t, omp_threads=default_threads(parallel)) for t in tasks]
     total = len(spec.jobs)

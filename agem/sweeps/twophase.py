@@ -71,9 +71,11 @@ def run_protocol(
     threads: int | None,
     stream: TextIO = sys.stdout,
     fleet: int = 1,
+    plots: bool = False,
 ) -> SweepResult | None:
-    """Both phases (runs grouped into fleets of up to `fleet` seeds where they can be);
-    None when the selection phase left runs unfinished."""
+    """Both phases (runs grouped into fleets of up to `fleet` seeds where they can be;
+    each run's own plots only with `plots`); None when the selection phase left runs
+    unfinished."""
     selection_spec = protocol.selection_spec()
     allowed = (SELECTION, "selection.json", LOCK)
     foreign = out.exists() and any(p.name not in allowed for p in out.iterdir())
@@ -92,6 +94,7 @@ def run_protocol(
         threads=threads,
         stream=stream,
         fleet=fleet,
+        plots=plots,
     )
     if any(status not in FINAL for status in selection.incomplete.values()):
         return None  # diverged candidates are final: they just cannot be chosen
@@ -114,6 +117,7 @@ def run_protocol(
         threads=threads,
         stream=stream,
         fleet=fleet,
+        plots=plots,
         also=frozenset({SELECTION, "selection.json"}),
     )
 
@@ -127,6 +131,7 @@ def run_published(
     threads: int | None,
     stream: TextIO = sys.stdout,
     fleet: int = 1,
+    plots: bool = False,
 ) -> SweepResult:
     """The reported phase alone, with the hyperparameters the authors published (each
     method's values and their source written to DIR/published.json)."""
@@ -158,6 +163,7 @@ def run_published(
         threads=threads,
         stream=stream,
         fleet=fleet,
+        plots=plots,
         also=frozenset({PUBLISHED}),
     )
 

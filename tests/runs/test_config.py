@@ -133,3 +133,13 @@ def test_config_file_with_an_unknown_key_exits_2(
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--learning-rate" in err[0]
+
+
+def test_no_plots_is_a_run_option_that_does_not_change_results() -> None:
+    from agem.runs.options import parse_run_argv, run_options
+
+    config = parse_run_argv(["--no-plots"])
+    assert config.plots is False and RunConfig().plots is True
+    assert config.same_run(RunConfig()) == []
+    assert RunConfig.from_dict(config.to_dict()) == config
+    assert run_options()["no_plots"].flag == "--no-plots"
