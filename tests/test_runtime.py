@@ -38,3 +38,20 @@ def test_explicit_threads_override_the_rule() -> None:
             apply_threads(0, mlp, "cpu")
     finally:
         torch.set_num_threads(before)
+
+
+def test_building_a_strategy_applies_the_rule_and_torch_set_num_threads_overrides_it() -> None:
+    """The README's Python example trains on one thread, as `agem run` does."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        mlp = agem.models.MLP(input_size=64, hidden_sizes=(8,), num_classes=10)
+        agem.Naive(mlp, torch.optim.SGD(mlp.parameters(), lr=0.1))
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)  # after building: the user's choice stands
+        assert torch.get_num_threads() == 2
+        conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.LazyLinear(10))
+        agem.Naive(conv, torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1))
+        assert torch.get_num_threads() == 2  # a convolutional model keeps torch's setting
+    finally:
+        torch.set_num_threads(before)

@@ -29,6 +29,8 @@ def ignored_options(config: RunConfig, given: Iterable[str]) -> list[str]:
         models = MODEL_OPTIONS.get(name)
         if models is not None and config.model not in models:
             messages.append(f"{flag(name)} does not apply to --model {config.model} (ignored)")
+        if name.startswith("wandb_") and "wandb" not in config.logger_names():
+            messages.append(f"{flag(name)} applies with --logger wandb (or +wandb) (ignored)")
         if name == "lca_test_size" and config.lca_beta is None:
             messages.append("--lca-test-size does not apply with --no-lca (ignored)")
     return messages

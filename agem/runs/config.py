@@ -38,6 +38,7 @@ MAX_EXPERIENCES = 1000  # the evaluation alone is quadratic in the number of exp
 MAX_THREADS = 1024
 MAX_LAYER = 2**20
 MAX_FLEET = 1024
+MAX_TAG = 64  # W&B's limit on a tag's length
 
 # fields whose command-line flag is not simply --field-name
 _FLAGS = {"download": "--no-download", "checkpoint": "--no-checkpoint", "plots": "--no-plots"}
@@ -184,16 +185,37 @@ def _number(bad: ValueError, rule: Setting, value: Any, *, integer: bool) -> Any
     return value
 
 
+#: the loggers of a run when `--logger` is not given (metrics.csv is always written)
+DEFAULT_LOGGERS = ("csv", "tensorboard")
+
+
 def _logger_names(text: str) -> tuple[str, ...]:
-    """The logger names of "csv,tensorboard" (spaces allowed), checked, in a fixed order."""
-    names = [n.strip() for n in text.split(",")]
+    """The logger names of "csv,tensorboard" (spaces allowed), checked, in a fixed order.
+
+    csv is always among them: the run folder's metrics.csv is its own record (checkpoints
+    carry it). A list that starts with "+" adds to the defaults: "+wandb" is
+    csv,tensorboard,wandb, while "wandb" is csv,wandb.
+    """
+    extra = text.strip().startswith("+")
+    names = [n.strip() for n in text.strip().removeprefix("+").split(",")]
     unknown = [n for n in names if n not in LOGGERS]
     if unknown or len(set(names)) != len(names):
         raise ValueError(
             f"--logger must be a comma-separated list of {', '.join(LOGGERS)} "
-            f"without repeats, got {text!r}"
+            f"without repeats (+ first to add to {','.join(DEFAULT_LOGGERS)}), got {text!r}"
         )
-    return tuple(n for n in LOGGERS if n in names)
+    chosen = {"csv", *names, *(DEFAULT_LOGGERS if extra else ())}
+    return tuple(n for n in LOGGERS if n in chosen)
+
+
+def _tags(text: str) -> tuple[str, ...]:
+    """The W&B tags of "a,b" (spaces around them dropped), each 1 to 64 characters."""
+    tags = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not tags or any(len(t) > MAX_TAG for t in tags):
+        raise ValueError(
+            f"--wandb-tags must be comma-separated tags of 1 to {MAX_TAG} characters, got {text!r}"
+        )
+    return tags
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -462,11 +484,41 @@ class RunConfig:
         group="evaluation and logging",
     )
     logger: str = setting(
-        "csv,tensorboard",
+        ",".join(DEFAULT_LOGGERS),
         "str",
-        "loggers, comma-separated: csv (metrics.csv), tensorboard (events and "
-        "hyperparameters), wandb (Weights & Biases; needs agem[wandb], WANDB_MODE=offline"
-        " writes locally)",
+        "loggers, comma-separated: csv (metrics.csv, always written), tensorboard (events "
+        "and hyperparameters), wandb (Weights & Biases; needs agem[wandb], WANDB_MODE=offline"
+        " writes locally). A list replaces the defaults (wandb alone: csv and W&B, no "
+        "TensorBoard); start it with + to add to them (+wandb: csv, tensorboard and W&B)",
+        group="evaluation and logging",
+    )
+    wandb_project: str | None = setting(
+        None,
+        "str",
+        "W&B project (default: $WANDB_PROJECT, else agem)",
+        optional=True,
+        group="evaluation and logging",
+    )
+    wandb_entity: str | None = setting(
+        None,
+        "str",
+        "W&B entity: the team or user that owns the project (default: $WANDB_ENTITY, else "
+        "your default entity)",
+        optional=True,
+        group="evaluation and logging",
+    )
+    wandb_group: str | None = setting(
+        None,
+        "str",
+        "W&B run group (default: $WANDB_RUN_GROUP; in a sweep: the sweep folder's name)",
+        optional=True,
+        group="evaluation and logging",
+    )
+    wandb_tags: str | None = setting(
+        None,
+        "str",
+        "W&B tags, comma-separated (default: $WANDB_TAGS)",
+        optional=True,
         group="evaluation and logging",
     )
     plots: bool = setting(
@@ -512,6 +564,8 @@ class RunConfig:
                 f"--plot-format must be a comma-separated list of {', '.join(PLOT_FORMATS)} "
                 f"without repeats, got {self.plot_format!r}"
             ) from None
+        if self.wandb_tags is not None:
+            object.__setattr__(self, "wandb_tags", ",".join(_tags(self.wandb_tags)))
         if self.memory_filling == "ring_buffer" and self.strategy != "agem":
             raise ValueError("--memory-filling ring_buffer applies to --strategy agem")
         if self.memory_filling == "ring_buffer" and self.cuda_graph:

@@ -81,12 +81,13 @@ class SingleRun:
         self.loggers = self._build_loggers()
         # a quiet member of a fleet still has one, so that its plugins (and its
         # checkpoint) are those of the same run alone
-        console_logger = (
-            ConsoleLogger(interactive=progress)
+        experiences = len(self.benchmark.train_stream)
+        self.console = (
+            ConsoleLogger(interactive=progress, total_experiences=experiences)
             if console
-            else ConsoleLogger(file=io.StringIO(), interactive=False)
+            else ConsoleLogger(file=io.StringIO(), interactive=False, progress_every=0)
         )
-        plugins = [DivergenceCheck(), *build_plugins(config.plugin), console_logger, *self.loggers]
+        plugins = [DivergenceCheck(), *build_plugins(config.plugin), self.console, *self.loggers]
         self.strategy = self._build_strategy(plugins, capture=capture)
         self.done = 0
         self.elapsed_before = 0.0
@@ -137,8 +138,19 @@ class SingleRun:
         if "tensorboard" in names:
             loggers.append(TensorBoardLogger(out, every=every, hparams=config.to_dict()))
         if "wandb" in names:  # the W&B run starts with training, inside the run folder
+            tags = None if config.wandb_tags is None else config.wandb_tags.split(",")
             loggers.append(
-                WandBLogger(name=out.name, config=config.to_dict(), dir=out, every=every, lazy=True)
+                WandBLogger(
+                    project=config.wandb_project,
+                    entity=config.wandb_entity,
+                    group=config.wandb_group,
+                    tags=tags,
+                    default_name=out.name,
+                    config=config.to_dict(),
+                    dir=out,
+                    every=every,
+                    lazy=True,
+                )
             )
         return loggers
 
@@ -154,7 +166,6 @@ class SingleRun:
             init=config.init,
             args=config.model_args,
         )
-        apply_threads(config.threads, model, self.device)  # None: the rule for this model
         optimizer = build_optimizer(config, model)
         common = {
             "train_mb_size": config.batch_size,
@@ -167,7 +178,10 @@ class SingleRun:
         }
         if config.cuda_graph and capture:
             common["cuda_graph"] = True
-        return build_strategy(config.strategy, model, optimizer, config.to_dict(), common)
+        strategy = build_strategy(config.strategy, model, optimizer, config.to_dict(), common)
+        # after the strategy, which applies the rule itself: an explicit --threads wins
+        apply_threads(config.threads, model, self.device)  # None: the rule for this model
+        return strategy
 
     # ---- results and logs ------------------------------------------------------------
     def current_results(self, elapsed: float) -> dict[str, Any]:
@@ -183,6 +197,16 @@ class SingleRun:
             "checkpoint_seconds": self.checkpoint_seconds,
             **self.extra,
         }
+
+    def logs_line(self) -> str:
+        """Where this run logs to, said once before training (which loggers are on)."""
+        names = self.config.logger_names()
+        parts = ["metrics.csv"] + (["TensorBoard events"] if "tensorboard" in names else [])
+        parts += [logger.describe() for logger in self.loggers if isinstance(logger, WandBLogger)]
+        line = f"logging to {', '.join(parts)} in {self.folder.path}"
+        if "tensorboard" not in names:
+            line += " (no TensorBoard: --logger +NAME adds NAME to csv,tensorboard)"
+        return line
 
     def log_files(self) -> dict[str, bytes]:
         """metrics.csv and the TensorBoard event files as they are now."""
@@ -215,6 +239,7 @@ class SingleRun:
         }
         self.folder.write_json("config.json", saved)
         self.results = self.folder.write_results(self.current_results(0.0), "running")
+        self.console.note(self.logs_line())
 
     def resume(self) -> None:
         """Load the folder's checkpoint (checked first) or, without one, start over."""
@@ -238,6 +263,7 @@ class SingleRun:
             self.strategy.resume_trained(list(self.benchmark.train_stream)[: self.done])
         current = self.current_results(self.elapsed_before)
         self.results = self.folder.write_results(current, "running")
+        self.console.note(self.logs_line())
 
     def train(self, signals: Signals) -> dict[str, Any]:
         """Train the experiences not done yet; checkpoint after each; finish the folder."""
@@ -275,9 +301,9 @@ class SingleRun:
         self.results = self.folder.write_results(self.current_results(elapsed), "running")
 
     def finish(self, elapsed: float) -> dict[str, Any]:
-        """Write the plots (unless `plots` is off), hand them to the loggers and close
-        them (TensorBoard writes its hyperparameters, W&B finishes), then write
-        results.json ("complete")."""
+        """Write the plots (unless `plots` is off), hand them and the folder to the loggers
+        and close them (TensorBoard writes its hyperparameters, W&B its results artifact
+        and finishes), then write results.json ("complete")."""
         results = self.current_results(elapsed)
         plots = (
             write_run_plots(results, self.folder.path, formats=self.config.plot_formats())
@@ -285,8 +311,10 @@ class SingleRun:
             else []
         )
         images = [p for p in plots if p.suffix == ".png"]  # what loggers can show
+        final = {"status": "complete", **results}
         for logger in self.loggers:
             logger.log_plots(images)
+            logger.log_run_folder(self.folder.path, final)
             logger.close("complete")
         self.results = self.folder.write_results(results, "complete")
         return self.results

@@ -198,6 +198,20 @@ def _thread_args(job: Job, threads: int | None) -> list[str]:
     return ["--threads", str(threads)]
 
 
+def _group_args(job: Job, sweep: str) -> list[str]:
+    """`--wandb-group SWEEP` for a run that logs to W&B without a group of its own (in
+    its options, or $WANDB_RUN_GROUP): the runs of a sweep are one W&B group, and each
+    run's W&B name is its folder's, which carries its grid values."""
+    config = job.config if job.config is not None else parse_run_argv(job.options)
+    if (
+        "wandb" not in config.logger_names()
+        or config.wandb_group is not None
+        or os.environ.get("WANDB_RUN_GROUP", "").strip()
+    ):
+        return []
+    return ["--wandb-group", sweep]
+
+
 def _plot_args(spec: SweepSpec, job: Job, plots: bool) -> list[str]:
     """`--no-plots` unless the sweep draws each run's plots (`plots`) or the spec sets
     `plots` itself."""
@@ -212,10 +226,12 @@ def plan(
     """(tasks to run, jobs already finished) for the sweep in `out`; with `fleet` > 1
     the jobs not started yet are grouped into fleets (see `fleets`). A run draws its
     own plots only with `plots` (or when the spec says so); a resumed run does as its
-    config.json says."""
+    config.json says. Runs that log to W&B get the sweep folder's name as their group
+    (see `_group_args`)."""
     tasks: list[Task] = []
     done: list[Job] = []
     new: list[Job] = []
+    sweep = out.resolve().name
     for job in spec.jobs:
         folder = out / job.name
         thread_args = _thread_args(job, threads)
@@ -227,14 +243,15 @@ def plan(
             new.append(job)
             continue
         if status == "unusable":  # killed before it wrote its config: start afresh
-            argv = ["run", *job.options, "--out", str(folder), "--overwrite", *thread_args]
-            argv += _plot_args(spec, job, plots)
+            argv = ["run", *job.options, *_group_args(job, sweep), "--out", str(folder)]
+            argv += ["--overwrite", *thread_args, *_plot_args(spec, job, plots)]
         else:
             argv = ["run", "--resume", str(folder), *thread_args]
         tasks.append(Task(job.name, tuple(argv), out / LOGS / f"{job.name}.log"))
     for group in fleets(new, fleet) if fleet > 1 else [[job] for job in new]:
         first = group[0]
         thread_args = [*_thread_args(first, threads), *_plot_args(spec, first, plots)]
+        thread_args += _group_args(first, sweep)  # a new run's options
         if len(group) == 1:
             argv = ["run", *first.options, "--out", str(out / first.name), *thread_args]
             tasks.append(Task(first.name, tuple(argv), out / LOGS / f"{first.name}.log"))

@@ -64,3 +64,28 @@ def history(run_file: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[
         elif kind == "summary":
             summary.update(_items(record.summary.update))
     return rows, config, summary
+
+
+def run_info(run_file: Path) -> dict[str, Any]:
+    """Where a run file's run went: project, entity, group, tags, name and notes."""
+    for record in read_records(run_file):
+        if record.WhichOneof("record_type") == "run":
+            run = record.run
+            return {
+                "project": run.project,
+                "entity": run.entity,
+                "group": run.run_group,
+                "tags": list(run.tags),
+                "name": run.display_name,
+                "notes": run.notes,
+            }
+    raise AssertionError(f"{run_file} holds no run record")
+
+
+def artifacts(run_file: Path) -> list[Any]:
+    """The artifact records of a run file (name, type and manifest of each)."""
+    return [
+        record.artifact
+        for record in read_records(run_file)
+        if record.WhichOneof("record_type") == "artifact"
+    ]

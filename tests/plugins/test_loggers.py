@@ -208,3 +208,64 @@ def test_tensorboard_logger_writes_scalars(tmp_path: Path) -> None:
     assert [e.step for e in a_t] == [1, 2]
     assert a_t[-1].value == pytest.approx(s.evaluator.summary()["A_T"], abs=1e-6)
     assert len(acc.Scalars("lca/exp1")) == 3
+
+
+def test_tensorboard_steps_agree_and_evaluation_loss_and_plots_reach_it(tmp_path: Path) -> None:
+    """Per-experience tags share one axis, experiences trained (0: untrained); training
+    tags count iterations; the evaluation loss and the PNG plots are there too."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from agem.reporting.plots import write_run_plots
+
+    logger = TensorBoardLogger(tmp_path, every=2)
+    s = _run([logger])
+    plots = write_run_plots(s.evaluator.results, tmp_path / "plots")
+    logger.log_plots([*plots, tmp_path / "not-a-plot.txt"])
+    logger.close()
+    acc = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    acc.Reload()
+    record = s.evaluator.results["evaluations"][-1]
+    for tag in ("eval/accuracy/mean", "eval/loss/mean", "eval/loss/exp0", "eval/accuracy/exp1"):
+        assert [e.step for e in acc.Scalars(tag)] == [0, 1, 2], tag
+    for tag in ("metrics/A_T", "time/train_seconds"):
+        assert [e.step for e in acc.Scalars(tag)] == [1, 2], tag
+    losses = list(record["loss"].values())
+    mean_loss = acc.Scalars("eval/loss/mean")[-1].value
+    assert mean_loss == pytest.approx(sum(losses) / len(losses), rel=1e-5)
+    assert acc.Scalars("eval/loss/exp1")[-1].value == pytest.approx(record["loss"]["1"], rel=1e-5)
+    images = set(acc.Tags()["images"])
+    assert images == {f"plots/{Path(p).stem}" for p in plots if str(p).endswith(".png")}
+    (image,) = acc.Images("plots/accuracy_matrix")
+    png = (tmp_path / "plots" / "accuracy_matrix.png").read_bytes()
+    assert image.step == 2 and image.encoded_image_string == png
+    assert image.width > 0 and image.height > 0
+
+
+def test_console_progress_lines_off_a_terminal() -> None:
+    """Off a terminal, a progress line whenever the interval has passed (here: every
+    iteration), with experience, epoch, iteration, loss and the time left."""
+    out = io.StringIO()
+    console = ConsoleLogger(file=out, progress_every=1e-9, total_experiences=2)
+    _run([console], epochs=2)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("progress:")]
+    assert len(lines) == 2 * 2 * 4  # 2 experiences x 2 epochs x 4 minibatches of 10
+    assert lines[0].startswith("progress: exp 0 (1/2) epoch 1/2 iteration 1/4  loss ")
+    assert lines[-1].startswith("progress: exp 1 (2/2) epoch 2/2 iteration 4/4  loss ")
+    assert all(" ETA " in line for line in lines)
+    assert lines[-1].endswith("ETA 0 s")
+    loss = float(lines[0].split("loss ")[1].split()[0])
+    assert 0 < loss < 10
+
+
+def test_console_progress_interval_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("AGEM_PROGRESS_INTERVAL", "2.5")
+    assert ConsoleLogger(file=io.StringIO()).progress_every == 2.5
+    monkeypatch.setenv("AGEM_PROGRESS_INTERVAL", "0")  # off
+    out = io.StringIO()
+    _run([ConsoleLogger(file=out)])
+    assert "progress:" not in out.getvalue()
+    monkeypatch.setenv("AGEM_PROGRESS_INTERVAL", "soon")
+    with pytest.raises(ValueError, match="AGEM_PROGRESS_INTERVAL must be a number of seconds"):
+        ConsoleLogger(file=io.StringIO())
+    with pytest.raises(ValueError, match="progress_every must be"):
+        ConsoleLogger(file=io.StringIO(), progress_every=-1)

@@ -79,3 +79,54 @@ def test_offline_run_holds_config_losses_metrics_table_and_plots(offline_run) ->
 def test_bad_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="mode must be"):
         agem.plugins.loggers.WandBLogger(mode="sometimes")
+
+
+def _offline_settings(tmp_path: Path, **kwargs: Any) -> dict[str, Any]:
+    """Start and finish an offline W&B run; the settings its run file records."""
+    from tests.helpers.wandb_records import run_info
+
+    logger = agem.plugins.loggers.WandBLogger(dir=tmp_path, mode="offline", **kwargs)
+    logger.close()
+    wandb.teardown()
+    (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    return run_info(run_file)
+
+
+def test_settings_come_from_the_wandb_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_PROJECT", "team-project")
+    monkeypatch.setenv("WANDB_ENTITY", "team")
+    monkeypatch.setenv("WANDB_RUN_GROUP", "ablation")
+    monkeypatch.setenv("WANDB_TAGS", "pmnist, agem")
+    monkeypatch.setenv("WANDB_NAME", "from-env")
+    info = _offline_settings(tmp_path, default_name="folder-name")
+    assert info["project"] == "team-project" and info["entity"] == "team"
+    assert info["group"] == "ablation" and info["tags"] == ["pmnist", "agem"]
+    assert info["name"] == "from-env"
+
+
+def test_arguments_win_over_the_wandb_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_PROJECT", "team-project")
+    monkeypatch.setenv("WANDB_RUN_GROUP", "ablation")
+    monkeypatch.setenv("WANDB_TAGS", "pmnist")
+    monkeypatch.delenv("WANDB_NAME", raising=False)
+    logger_args = {"project": "mine", "group": "g1", "tags": ["t1", "t2"], "default_name": "run-a"}
+    info = _offline_settings(tmp_path, **logger_args)
+    assert (info["project"], info["group"], info["tags"]) == ("mine", "g1", ["t1", "t2"])
+    assert info["name"] == "run-a"
+
+
+def test_project_defaults_to_agem_without_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("WANDB_PROJECT", "WANDB_RUN_GROUP", "WANDB_TAGS", "WANDB_NAME", "WANDB_ENTITY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logger = agem.plugins.loggers.WandBLogger(dir=tmp_path, mode="offline", lazy=True)
+    assert logger.settings["project"] == "agem" and logger.settings["group"] is None
+    assert logger.describe() == "W&B project agem (offline)"

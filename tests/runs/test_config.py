@@ -37,6 +37,10 @@ def test_round_trip_through_json() -> None:
         ({"momentum": 0.9, "optimizer": "adam"}, "--momentum"),
         ({"plot_format": "jpg"}, "--plot-format"),
         ({"plot_format": "png,png"}, "--plot-format"),
+        ({"wandb_tags": " , "}, "--wandb-tags"),
+        ({"wandb_tags": "x" * 65}, "--wandb-tags"),
+        ({"wandb_project": ""}, "--wandb-project"),
+        ({"logger": "+csv,mlflow"}, "--logger"),
     ],
 )
 def test_bad_values_name_the_flag(changes: dict[str, object], named: str) -> None:
@@ -44,6 +48,36 @@ def test_bad_values_name_the_flag(changes: dict[str, object], named: str) -> Non
         RunConfig(**changes)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=f"^{named} "):
         dataclasses.replace(RunConfig(), **changes)
+
+
+@pytest.mark.parametrize(
+    ("given", "loggers"),
+    [
+        ("csv", "csv"),
+        ("tensorboard", "csv,tensorboard"),  # metrics.csv is always written
+        ("wandb", "csv,wandb"),  # a list replaces the defaults
+        ("+wandb", "csv,tensorboard,wandb"),  # + adds to them
+        (" + wandb, tensorboard", "csv,tensorboard,wandb"),
+        ("wandb,csv", "csv,wandb"),
+    ],
+)
+def test_logger_lists(given: str, loggers: str) -> None:
+    assert RunConfig(logger=given).logger == loggers
+
+
+def test_wandb_tags_are_kept_tidy() -> None:
+    assert RunConfig(wandb_tags=" a, b ,c").wandb_tags == "a,b,c"
+
+
+def test_help_says_what_logger_lists_do(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "csv (metrics.csv, always written)" in text
+    assert "start it with + to add to them (+wandb: csv, tensorboard and W&B)" in text
+    for name in ("--wandb-project", "--wandb-entity", "--wandb-group", "--wandb-tags"):
+        assert name in text
+    assert "$WANDB_PROJECT" in text and "$WANDB_RUN_GROUP" in text
 
 
 def test_unknown_keys_are_refused() -> None:

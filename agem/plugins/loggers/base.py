@@ -2,10 +2,17 @@
 
 Loggers are plugins that run after the evaluator (`order = 200`) and read what it
 recorded: per-epoch training loss and accuracy, evaluations, per-experience timing and
-LCA curves. Per-iteration losses are kept as device tensors and read back in blocks
-(`flush_every` iterations at a time, and at the end of each epoch), so logging costs no
-host synchronisation per iteration. LCA evaluations (`evaluator.probing`) are not logged
-as evaluations.
+LCA curves.
+
+Their step axes agree: `train/*` is counted in training iterations (from 1, since the
+strategy was made); everything measured once per experience (`eval/*`, `metrics/*`,
+`time/*`) in experiences trained (0: the untrained model, 1 after the first experience);
+`lca/exp{k}` in minibatches of experience k (0: before its first).
+
+Per-iteration losses are kept as device tensors and read back in blocks (`flush_every`
+iterations at a time, and at the end of each epoch), so logging costs no host
+synchronisation per iteration. LCA evaluations (`evaluator.probing`) are not logged as
+evaluations.
 """
 
 from __future__ import annotations
@@ -29,6 +36,26 @@ def check_count(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def evaluation_scalars(record: dict[str, Any]) -> dict[str, float]:
+    """The scalars of an evaluation record: `eval/accuracy/exp{j}`, `eval/loss/exp{j}` for
+    each test experience j, then `eval/accuracy/mean` and `eval/loss/mean`."""
+    accs, losses = record["accuracy"], record["loss"]
+    out: dict[str, float] = {}
+    for j, acc in accs.items():
+        out[f"eval/accuracy/exp{j}"] = acc
+        out[f"eval/loss/exp{j}"] = losses[j]
+    out["eval/accuracy/mean"] = sum(accs.values()) / len(accs)
+    out["eval/loss/mean"] = sum(losses.values()) / len(losses)
+    return out
+
+
+def experiences_trained(strategy: BaseTemplate) -> int:
+    """The step of per-experience scalars in a training hook: the experiences trained,
+    counting the current one (1 after the first). An evaluation's step is its
+    `after_experience + 1` (0 for the untrained model)."""
+    return strategy.clock.train_exp_counter + 1
 
 
 @dataclass(frozen=True)
@@ -125,6 +152,9 @@ class Logger(Plugin):
 
     def log_plots(self, paths: Iterable[str | Path]) -> None:
         """Image files of the finished run (e.g. its PNG plots), for loggers that keep them."""
+
+    def log_run_folder(self, folder: Path, results: dict[str, Any]) -> None:
+        """The finished run's folder and its final `results`, for loggers that keep them."""
 
     def close(self, status: str = "complete") -> None:
         """The run ended with `status` ("complete", "interrupted", "failed", ...): write

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agem.atomic import open_append
-from agem.plugins.loggers.base import Logger, LossPoint
+from agem.plugins.loggers.base import Logger, LossPoint, evaluation_scalars
 
 if TYPE_CHECKING:
     from agem.core.template import BaseTemplate
@@ -24,7 +24,8 @@ class CSVLogger(Logger):
     - `train/loss`: mean training loss of each window of `every` iterations (`every = 1`:
       every iteration); `iteration` is the last iteration of the window (from 1).
     - `train/epoch_loss`, `train/epoch_accuracy`: per epoch (from the evaluator).
-    - `eval/accuracy/exp{j}`, `eval/loss/exp{j}`, `eval/accuracy/mean`: each evaluation on
+    - `eval/accuracy/exp{j}`, `eval/loss/exp{j}`, `eval/accuracy/mean`, `eval/loss/mean`:
+      each evaluation on
       test experiences; `experience` is the last experience trained (-1: untrained).
     - `metrics/A_T`, `metrics/F_T`, ...: the evaluator's metrics after each evaluation.
     - `time/train_seconds`, `time/lca_seconds`, `lca/b{b}`: per trained experience.
@@ -73,12 +74,9 @@ class CSVLogger(Logger):
         self, strategy: BaseTemplate, record: dict[str, Any], summary: dict[str, Any]
     ) -> None:
         it, row = record["train_iterations"], record["after_experience"]
-        rows: list[tuple[Any, ...]] = []
-        for j, acc in record["accuracy"].items():
-            rows.append((it, row, "", f"eval/accuracy/exp{j}", acc))
-            rows.append((it, row, "", f"eval/loss/exp{j}", record["loss"][j]))
-        accs = list(record["accuracy"].values())
-        rows.append((it, row, "", "eval/accuracy/mean", sum(accs) / len(accs)))
+        rows: list[tuple[Any, ...]] = [
+            (it, row, "", name, value) for name, value in evaluation_scalars(record).items()
+        ]
         if row >= 0:
             for name in metric_names(summary):
                 rows.append((it, row, "", f"metrics/{name}", summary[name]))

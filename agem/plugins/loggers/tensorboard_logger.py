@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import struct
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agem.plugins.loggers.base import Logger, LossPoint
+from agem.plugins.loggers.base import (
+    Logger,
+    LossPoint,
+    evaluation_scalars,
+    experiences_trained,
+)
 from agem.plugins.loggers.csv_logger import metric_names
 
 if TYPE_CHECKING:
@@ -16,13 +22,18 @@ if TYPE_CHECKING:
 class TensorBoardLogger(Logger):
     """Write TensorBoard scalars into `log_dir`.
 
-    Tags and steps: `train/loss` (step: iteration; a window of `every` iterations),
-    `train/epoch_loss` and `train/epoch_accuracy` (step: iteration), `eval/accuracy/exp{j}`
-    and `eval/accuracy/mean` (step: training iterations so far, so that accuracy is
-    plotted over training time), `metrics/<name>` (A_T, F_T, ...; step: experiences
-    trained), `lca/exp{k}` (step: minibatches into experience k) and
-    `time/train_seconds` (step: experience). Events are flushed after each experience and
-    evaluation; call `close()` when done. The event file is created with the first scalar.
+    Tags and their steps (two axes, as every logger's; see `agem.plugins.loggers.base`):
+
+    - step = training iterations (from 1): `train/loss` (a window of `every`
+      iterations), `train/epoch_loss`, `train/epoch_accuracy`;
+    - step = experiences trained (0: the untrained model, 1 after the first experience):
+      `eval/accuracy/exp{j}`, `eval/loss/exp{j}`, `eval/accuracy/mean`, `eval/loss/mean`,
+      `metrics/<name>` (A_T, F_T, ...), `time/train_seconds`, and the images
+      `plots/<file stem>` that `log_plots` is given (PNG files);
+    - step = minibatches into experience k (0: before its first): `lca/exp{k}`.
+
+    Events are flushed after each experience and evaluation; call `close()` when done.
+    The event file is created with the first scalar.
 
     With `hparams` (e.g. the run's config), `close()` also writes a TensorBoard
     hyperparameters summary into the same event file: those values, with the final
@@ -40,6 +51,7 @@ class TensorBoardLogger(Logger):
         super().__init__(every=every, flush_every=flush_every)
         self.hparams = None if hparams is None else flat_hparams(hparams)
         self.final_metrics: dict[str, float] = {}
+        self._last_step = 0  # experiences trained, as far as logged
         self._closed = False
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -70,16 +82,15 @@ class TensorBoardLogger(Logger):
     def log_evaluation(
         self, strategy: BaseTemplate, record: dict[str, Any], summary: dict[str, Any]
     ) -> None:
-        step = record["train_iterations"]
-        accs = record["accuracy"]
-        for j, acc in accs.items():
-            self.writer.add_scalar(f"eval/accuracy/exp{j}", acc, step)
-        self.writer.add_scalar("eval/accuracy/mean", sum(accs.values()) / len(accs), step)
         row = record["after_experience"]
+        step = row + 1
+        for name, value in evaluation_scalars(record).items():
+            self.writer.add_scalar(name, value, step)
         if row >= 0:
             for name in metric_names(summary):
-                self.writer.add_scalar(f"metrics/{name}", summary[name], row + 1)
+                self.writer.add_scalar(f"metrics/{name}", summary[name], step)
                 self.final_metrics[name] = summary[name]
+        self._last_step = max(self._last_step, step)
         self.writer.flush()
 
     def log_experience(self, strategy: BaseTemplate, record: dict[str, Any]) -> None:
@@ -87,7 +98,27 @@ class TensorBoardLogger(Logger):
         for b, acc in enumerate(record.get("lca_curve", [])):
             self.writer.add_scalar(f"lca/exp{k}", acc, b)
         if "train_seconds" in record:
-            self.writer.add_scalar("time/train_seconds", record["train_seconds"], k)
+            step = experiences_trained(strategy)
+            self.writer.add_scalar("time/train_seconds", record["train_seconds"], step)
+            self._last_step = max(self._last_step, step)
+        self.writer.flush()
+
+    def log_plots(self, paths: Iterable[str | Path]) -> None:
+        """Write the PNG files among `paths` as images `plots/<file stem>` (step: the
+        experiences trained); other formats are skipped. The PNG bytes go in as they are."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        for path in map(Path, paths):
+            data = path.read_bytes() if path.suffix.lower() == ".png" else b""
+            header = png_header(data)
+            if header is None:
+                continue
+            width, height, channels = header
+            image = Summary.Image(
+                height=height, width=width, colorspace=channels, encoded_image_string=data
+            )
+            summary = Summary(value=[Summary.Value(tag=f"plots/{path.stem}", image=image)])
+            self.writer.file_writer.add_summary(summary, self._last_step)
         self.writer.flush()
 
     def after_training(self, strategy: BaseTemplate, **kwargs: Any) -> None:
@@ -122,6 +153,19 @@ class TensorBoardLogger(Logger):
             self.log_hparams(self.hparams, self.final_metrics)
         if self._writer is not None:
             self._writer.close()
+
+
+#: PNG colour type -> channels (grey, RGB, palette, grey + alpha, RGBA)
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+
+
+def png_header(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, channels) from a PNG file's header; None when `data` is no PNG."""
+    if len(data) < 26 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    channels = _PNG_CHANNELS.get(data[25])
+    return None if channels is None else (width, height, channels)
 
 
 def flat_hparams(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
