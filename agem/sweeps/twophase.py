@@ -70,7 +70,7 @@ def run_protocol(
     parallel: int,
     threads: int | None,
     stream: TextIO = sys.stdout,
-    fleet: int = 1,
+    fleet: int | str = 1,
 ) -> SweepResult | None:
     """Both phases (runs grouped into fleets of up to `fleet` seeds where they can be);
     None when the selection phase left runs unfinished."""
@@ -126,7 +126,7 @@ def run_published(
     parallel: int,
     threads: int | None,
     stream: TextIO = sys.stdout,
-    fleet: int = 1,
+    fleet: int | str = 1,
 ) -> SweepResult:
     """The reported phase alone, with the hyperparameters the authors published (each
     method's values and their source written to DIR/published.json)."""
