@@ -160,7 +160,9 @@ def run_protocol(cfg: argparse.Namespace) -> dict[str, Any]:
         f"{'-'.join(str(h) for h in cfg.hidden)}, minibatch {cfg.batch_size}; {device}, "
         f"torch {torch.__version__}; ms per run-step (median of {cfg.repeats})"
     )
-    print(f"{'method':<12}" + "".join(f"{w:>12}" for w in WAYS) + f"{'wall s':>9}{'protocol s':>12}")
+    print(
+        f"{'method':<12}" + "".join(f"{w:>12}" for w in WAYS) + f"{'wall s':>9}{'protocol s':>12}"
+    )
     total = 0.0
     for name, row in rows.items():
         cells = "".join(
@@ -176,11 +178,10 @@ def run_protocol(cfg: argparse.Namespace) -> dict[str, Any]:
 
 def _warmup(bm: Any) -> Any:
     """The first 2 experiences, 200 patterns each (warm-up only)."""
-    from agem.benchmarks.streams import Benchmark, Experience, Stream
+    from agem.benchmarks.streams import Stream
 
     first = torch.arange(min(200, len(bm.train_stream[0].dataset)))
-    exps = [
-        Experience(e.dataset.subset(first), i, task_label=e.task_label)
-        for i, e in enumerate(bm.train_stream[:2])
-    ]
-    return Benchmark(Stream("train", exps), Stream("test", exps))
+    exps = [dataclasses.replace(e, dataset=e.dataset.subset(first)) for e in bm.train_stream[:2]]
+    return dataclasses.replace(
+        bm, train_stream=Stream("train", exps), test_stream=Stream("test", exps)
+    )

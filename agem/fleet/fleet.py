@@ -143,9 +143,7 @@ class Fleet:
         self.criterion = first.criterion
         self.cuda_graph = cuda_graph
         self._layout = [(name, p.shape, p.numel()) for name, p in first.model.named_parameters()]
-        self._hooks: list[HookTable] = [
-            build_hook_table(_step_plugins(m), Plugin) for m in members
-        ]
+        self._hooks: list[HookTable] = [build_hook_table(_step_plugins(m), Plugin) for m in members]
         self._fires = any(_step_plugins(m) for m in members)
         rows = [torch.cat([p.detach().reshape(-1) for p in m.model.parameters()]) for m in members]
         self.flat = torch.stack(rows).to(self.device).requires_grad_(True)

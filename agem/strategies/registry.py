@@ -193,9 +193,7 @@ register(
     )
 )
 register(StrategySpec("cumulative", Cumulative, fleet=True))
-register(
-    StrategySpec("si", SI, options={"si_lambda": "si_lambda", "si_xi": "si_xi"}, fleet=True)
-)
+register(StrategySpec("si", SI, options={"si_lambda": "si_lambda", "si_xi": "si_xi"}, fleet=True))
 register(StrategySpec("mas", MAS, options={"mas_lambda": "mas_lambda"}, fleet=True))
 register(
     StrategySpec(

@@ -57,7 +57,7 @@ def test_pnn_without_task_labels_is_refused_in_one_line() -> None:
 def test_cuda_graph_refuses_the_new_strategies_and_the_fleet_pnn(strategy: str) -> None:
     base = RunConfig(strategy=strategy, task_labels=strategy == "pnn")
     if strategy == "pnn":
-        with pytest.raises(ValueError, match="--fleet supports .*not pnn"):
+        with pytest.raises(ValueError, match=r"--fleet supports .*not pnn"):
             dataclasses.replace(base, fleet=2)
     else:
         assert dataclasses.replace(base, fleet=2).fleet == 2

@@ -185,7 +185,9 @@ def test_fleet_refuses_what_it_cannot_stack() -> None:
     torch.manual_seed(0)
     model = agem.models.ProgressiveNet(64, (16,), 10)
     pnn = agem.PNN(model, torch.optim.SGD(model.parameters(), lr=0.1))
-    with pytest.raises(ValueError, match="fleet: supports Naive, AGEM, GEM, .* not PNN|PNN"):
+    with pytest.raises(
+        ValueError, match=r"fleet: supports Naive, AGEM, GEM, .* strategies, got PNN"
+    ):
         Fleet([pnn])
     a, b = _strategy("naive", 0, bench), _strategy("agem", 1, bench)
     with pytest.raises(ValueError, match="one strategy"):
@@ -201,7 +203,7 @@ def test_fleet_refuses_what_it_cannot_stack() -> None:
         def before_backward(self, strategy: Any, **kwargs: Any) -> None:
             strategy.loss = strategy.loss * 2
 
-    with pytest.raises(ValueError, match="Penalty has hooks inside the step .* not gradient_only"):
+    with pytest.raises(ValueError, match=r"Penalty has hooks inside the step .* not gradient_only"):
         Fleet([_strategy("naive", 0, bench, plugins=[Penalty()])])
     si = agem.SI(model := agem.models.MLP(64, (16,), 10), torch.optim.SGD(model.parameters()))
     with pytest.raises(ValueError, match="cuda_graph=True supports naive and agem members, not SI"):

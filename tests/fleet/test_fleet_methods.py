@@ -16,7 +16,8 @@ from agem.benchmarks.streams import Benchmark
 from agem.cli.main import main
 from agem.fleet import Fleet
 from agem.plugins import EvaluationPlugin
-from tests.helpers.runs import TINY, agem as agem_process, one_line_error, results, start, wait_for
+from tests.helpers.runs import TINY, one_line_error, results, start, wait_for
+from tests.helpers.runs import agem as agem_process
 
 SEEDS = (0, 1, 2)
 METHODS = (
@@ -36,13 +37,15 @@ def _bench(seed: int) -> Benchmark:
     return agem.benchmarks.permuted_digits(n_experiences=2, seed=seed)
 
 
-def _strategy(name: str, seed: int, bench: Benchmark) -> agem.BaseTemplate:
+def _strategy(name: str, seed: int, bench: Benchmark, device: str = "cpu") -> agem.BaseTemplate:
     """As `agem run` builds it: the seed set before the model, SGD, a seeded strategy."""
     torch.manual_seed(seed)
     model = agem.models.MLP(64, (32,), 10)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     evaluator = EvaluationPlugin(eval_stream=bench.test_stream, eval_every="experience")
-    common: dict[str, Any] = {"train_mb_size": 10, "seed": seed, "evaluator": evaluator}
+    common: dict[str, Any] = {
+        "train_mb_size": 10, "seed": seed, "evaluator": evaluator, "device": device,
+    }  # fmt: skip
     if name == "ewc-separate":
         return agem.EWC(model, optimizer, ewc_lambda=5.0, **common)
     if name == "ewc-online":
@@ -138,6 +141,20 @@ def test_memories_and_method_state_are_the_single_runs(pair: dict[str, Any]) -> 
                 tol = 1e-2 if any(w in key for w in ("importance", "score", "fisher")) else 1e-3
                 diff = torch.linalg.vector_norm(value - other)
                 assert diff <= tol * torch.linalg.vector_norm(other) + 1e-7, key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", METHODS)
+def test_fleet_on_cuda_matches_single_runs(name: str) -> None:
+    benches = {s: _bench(s) for s in SEEDS}
+    members = [_strategy(name, s, benches[s], "cuda") for s in SEEDS]
+    Fleet(members).train([benches[s].train_stream for s in SEEDS])
+    for m, s in zip(members, SEEDS, strict=True):
+        alone = _strategy(name, s, benches[s], "cuda")
+        alone.train(benches[s].train_stream)
+        R_fleet, R_alone = m.evaluator.accuracy_matrix(), alone.evaluator.accuracy_matrix()
+        diff = max(abs(a - b) for rf, ra in zip(R_fleet, R_alone) for a, b in zip(rf, ra))
+        assert diff <= 0.02, (name, s, diff)
 
 
 def test_penalty_loss_is_recorded_per_member() -> None:

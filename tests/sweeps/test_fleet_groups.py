@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from agem.cli.main import main
-from agem.sweeps.runner import fleets, plan
+from agem.runs.config import MAX_FLEET, RunConfig
+from agem.sweeps.runner import fleet_limit, fleets, plan
 from agem.sweeps.spec import parse_spec
 from tests.helpers.runs import assert_no_process_mentions
 
@@ -64,9 +65,11 @@ def test_fleet_auto_groups_every_seed_and_the_default_only_runs_on_a_gpu() -> No
     assert groups[0] == [f"sampling-uniform_seed-{s}" for s in range(5)]
     assert all(len(g) == 1 for g in groups[1:])  # balanced sampling: no fleet
     assert all(len(g) == 1 for g in fleets(spec.jobs, "gpu"))  # CPU runs: alone by default
-    on_gpu = parse_spec(_spec_text(seeds="[0, 1, 2]").replace("[grid]", 'device = "cuda"\n[grid]'))
-    groups = _names(fleets(on_gpu.jobs, "gpu"))  # type: ignore[arg-type]
-    assert groups[0] == [f"sampling-uniform_seed-{s}" for s in range(3)]
+    # a run on a CUDA device (which this machine may lack: the config alone says it)
+    assert fleet_limit(RunConfig(device="cuda"), "gpu") == MAX_FLEET
+    assert fleet_limit(RunConfig(device="cuda:1"), "gpu") == MAX_FLEET
+    assert fleet_limit(RunConfig(), "gpu") == 1 and fleet_limit(RunConfig(), "auto") == MAX_FLEET
+    assert fleet_limit(RunConfig(), 3) == 3
 
 
 def test_sweep_fleet_option_is_checked_in_one_line(
@@ -102,7 +105,9 @@ def test_plan_puts_only_runs_not_started_in_a_fleet(tmp_path: Path) -> None:
     (tmp_path / "sampling-uniform_seed-1" / "stray").unlink()
     tasks, _ = plan(spec, tmp_path, threads=1, fleet=2)
     fleet = [task for task in tasks if len(task.run_names) > 1]
-    assert [task.run_names for task in fleet] == [("sampling-uniform_seed-0", "sampling-uniform_seed-1")]
+    assert [task.run_names for task in fleet] == [
+        ("sampling-uniform_seed-0", "sampling-uniform_seed-1")
+    ]
     argv = list(fleet[0].argv)
     assert argv[argv.index("--fleet") + 1] == "2"
     members = argv[argv.index("--fleet-folders") + 1 :]
