@@ -110,7 +110,8 @@ class Fleet:
     """Train `members` (strategies differing only in their seed) in lockstep.
 
     Args:
-        members: K strategies of one type (`Naive`, `AGEM` or `Replay`), each on its own
+        members: K strategies of one type (one the registry marks `fleet`: `Naive`,
+            `AGEM`, `Replay`, `GEM`, `EWC`, `SI`, `MAS`, `RWalk`, `Cumulative`), each on its own
             MLP with the same shapes, optimizer type and hyperparameters, minibatch size,
             epochs and device. Their parameters are moved into the fleet's stacked
             tensor (they stay usable: each is a view of its row).
