@@ -80,16 +80,24 @@ def _synthetic_tensors(
 
 
 def permuted_fashion(
-    n_experiences: int, *, seed: int, train_subset: int | None, synthetic: bool = False
+    n_experiences: int,
+    *,
+    seed: int,
+    train_subset: int | None,
+    synthetic: bool = False,
+    task_labels: bool = False,
 ) -> tuple[Any, str]:
-    """Permuted Fashion-MNIST as an `agem` Benchmark (synthetic data if the files are absent)."""
+    """Permuted Fashion-MNIST as an `agem` Benchmark (synthetic data if the files are absent;
+    `task_labels`: experience i has task label i)."""
     import agem
 
     if not synthetic:
         builder = getattr(agem.benchmarks, "permuted_fashion_mnist", None)
         if builder is not None:
             try:
-                bm = builder(n_experiences, seed=seed, train_subset=train_subset)
+                bm = builder(
+                    n_experiences, seed=seed, train_subset=train_subset, task_labels=task_labels
+                )
                 return bm, "Permuted Fashion-MNIST"
             except (FileNotFoundError, RuntimeError, ValueError):
                 pass
@@ -103,6 +111,7 @@ def permuted_fashion(
                 seed=seed,
                 name="permuted_fashion_mnist",
                 train_subset=train_subset,
+                task_labels=task_labels,
             )
             return bm, "Permuted Fashion-MNIST"
     from agem.benchmarks.protocols import permuted
@@ -114,6 +123,7 @@ def permuted_fashion(
         seed=seed,
         name="permuted_synthetic",
         train_subset=train_subset,
+        task_labels=task_labels,
     )
     return bm, "synthetic Permuted stand-in"
 

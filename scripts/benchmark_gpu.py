@@ -22,6 +22,14 @@ fleets and sequences: the mean over the runs).
 
     python scripts/benchmark_gpu.py                     # CUDA if available, else CPU
     python scripts/benchmark_gpu.py --device cpu --repeats 3 --fleet 4
+
+`--protocol` times the paper protocol's reported phase instead: every method of the
+`agem-paper-pfmnist` preset, `--seeds` seeds (default 5), eager, captured, as a fleet and
+as a captured fleet, in ms per run-step, with the wall time (scripts/protocol_timing.py):
+
+    python scripts/benchmark_gpu.py --protocol --device cuda
+    python scripts/benchmark_gpu.py --protocol --device cpu --hidden 32 --experiences 2 \
+        --train-patterns 100 --repeats 1 --synthetic       # tiny: checks that it works
 """
 
 from __future__ import annotations
@@ -139,7 +147,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", default=None, help="comma-separated subset")
     p.add_argument("--synthetic", action="store_true", help="use the synthetic stand-in data")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--protocol", action="store_true", help="time every method of the paper")
+    p.add_argument("--seeds", type=int, default=5, help="--protocol: seeds per method")
+    p.add_argument("--methods", default="", help="--protocol: comma-separated subset")
+    p.add_argument(
+        "--hidden", type=int, nargs="+", default=[256, 256], help="--protocol: hidden sizes"
+    )
     args = p.parse_args(argv)
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.device = torch.device(name)
     if args.device.type == "cuda" and not torch.cuda.is_available():
@@ -157,7 +172,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.variants) - set(allowed))
     if unknown:
         p.error(f"unknown variants {unknown} on {args.device.type}; choose from {allowed}")
-    for key in ("experiences", "train_patterns", "fleet", "repeats", "threads", "batch_size"):
+    keys = ("experiences", "train_patterns", "fleet", "repeats", "threads", "batch_size", "seeds")
+    for key in keys:
         if getattr(args, key) < 1:
             p.error(f"--{key.replace('_', '-')} must be >= 1")
     return args
@@ -172,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = parse_args(argv)
     torch.set_num_threads(cfg.threads)
+    if cfg.protocol:
+        from protocol_timing import run_protocol
+
+        table = run_protocol(cfg)
+        if cfg.json is not None:
+            cfg.json.write_text(json.dumps(table, indent=2) + "\n")
+        return 0
     bm, data_name = permuted_fashion(
         cfg.experiences, seed=cfg.seed, train_subset=cfg.train_patterns, synthetic=cfg.synthetic
     )

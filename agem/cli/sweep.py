@@ -69,12 +69,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument(
         "--fleet",
-        type=int,
-        default=1,
-        metavar="K",
+        default="gpu",
+        metavar="K|auto",
         help="train up to K runs that differ only in their seed (consecutive seeds) as one "
         "`agem run --fleet` where the strategy and model allow it, each into its own run "
-        "folder (default: 1, every run alone)",
+        "folder; auto: all such seeds; 1: every run alone (default: auto for runs on a "
+        "CUDA device, every CPU run alone)",
     )
     p.add_argument(
         "--processes",
@@ -144,6 +144,17 @@ def _overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _fleet(value: str) -> int | str:
+    """`--fleet`: a positive K, "auto", or the default "gpu" (auto on a CUDA device)."""
+    from agem.runs.options import UsageError
+
+    if value in ("auto", "gpu"):
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"agem sweep: --fleet must be a positive integer or auto, got {value!r}")
+    return int(value)
+
+
 def sweep_from_args(args: argparse.Namespace) -> int:
     """Validate, run with the chosen engine, print where the summary is."""
     from agem.cli.debug import debug_requested
@@ -163,8 +174,9 @@ def sweep_from_args(args: argparse.Namespace) -> int:
         raise UsageError("agem sweep: give either SWEEP.toml or --preset NAME")
     if args.out is None:
         raise UsageError("agem sweep: --out DIR is required")
-    if args.workers < 1 or args.fleet < 1 or (args.threads is not None and args.threads < 1):
-        raise UsageError("agem sweep: --workers, --threads and --fleet must be positive")
+    if args.workers < 1 or (args.threads is not None and args.threads < 1):
+        raise UsageError("agem sweep: --workers and --threads must be positive")
+    fleet = _fleet(args.fleet)
     if args.set and args.preset is None:
         raise UsageError("agem sweep: --set applies to presets; edit the spec instead")
     if args.published and args.preset is None:
@@ -215,7 +227,7 @@ def sweep_from_args(args: argparse.Namespace) -> int:
         raise UsageError(f"agem sweep: {err}") from None
     previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        how = {"engine": engine, "parallel": args.workers, "threads": threads, "fleet": args.fleet}
+        how = {"engine": engine, "parallel": args.workers, "threads": threads, "fleet": fleet}
         how["plots"] = args.plots
         how["stream"] = sys.stdout  # the current one (a default would be bound at import)
         result: SweepResult | None = None

@@ -36,6 +36,11 @@ class Plugin:
     # be captured in a CUDA graph: they run once, at capture, and must only queue device
     # work on tensors that stay in place (no host reads, no Python state per step).
     graph_safe: bool = False
+    # True when the plugin's in-step hooks never backpropagate through `strategy.loss`:
+    # they may add to the loss as a value, and change the gradients only in place in the
+    # parameters' `.grad` (after_backward). A fleet (`agem.fleet`), which does every
+    # member's forward and backward in one batched pass, fires such hooks per member.
+    gradient_only: bool = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Plugin:
         # In __new__ so that subclasses need not call super().__init__().

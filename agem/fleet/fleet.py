@@ -1,20 +1,25 @@
 """`Fleet`: K runs that differ only in their seed, trained in lockstep in one process.
 
-Each run is a real strategy (`agem.Naive`, `agem.AGEM` or `agem.Replay` on an MLP), built
-exactly as it would be alone: its own seed, shuffling generator, plugins, memory,
-evaluator and loggers. The fleet replaces only the tensor work of the training step:
-the K parameter sets live in one [K, P] leaf tensor, each member's parameters being
-views of its row (so the member's own model, evaluator and checkpoints see the live
-weights), and one `torch.func.vmap` over `functional_call` does the K forward and
-backward passes at once. The plugins' own code draws each member's minibatch order,
-memory and memory samples from the member's generators (the draws of a single run), and
-A-GEM's `project` runs over the run dimension (the test g.g_ref < 0 per run, without a
-host synchronisation).
+Each run is a real strategy (any the strategy registry marks `fleet`: naive, agem,
+replay, gem, ewc in every mode, si, mas, rwalk, cumulative; on an MLP), built exactly as
+it would be alone: its own seed, shuffling generator, plugins, memory, evaluator and
+loggers. The fleet replaces only the tensor work of the training step: the K parameter
+sets live in one [K, P] leaf tensor, each member's parameters being views of its row (so
+the member's own model, evaluator and checkpoints see the live weights), and one
+`torch.func.vmap` over `functional_call` does the K forward and backward passes at once.
+The plugins' own code draws each member's minibatch order, memory and memory samples
+from the member's generators (the draws of a single run), and A-GEM's `project` runs
+over the run dimension (the test g.g_ref < 0 per run, without a host synchronisation).
 
-Hooks: each member's hooks outside the step fire as in `BaseTemplate`; inside the step
-the fleet runs A-GEM's reference gradient and projection itself and fires `before_forward`
-(the replay plugin's minibatch augmentation) per member. Any other plugin that has a hook
-inside the step is refused.
+Hooks: each member's hooks outside the step fire as in `BaseTemplate`. Inside the step
+the fleet runs A-GEM's reference gradient and projection itself, fires replay's
+`before_forward` (its minibatch augmentation) per member, and fires every in-step hook
+of the other plugins per member, in the template's order, around the batched pass:
+those plugins must be `gradient_only` (they add to the loss as a value and change
+gradients in place; during `after_backward` .. `after_update` each member's `p.grad` is
+a view of its row of the fleet's gradient, so what they add lands there). So EWC, SI,
+MAS, RWalk and GEM run their own per-step code, one implementation for a run alone and
+in a fleet. Any other plugin with a hook inside the step is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from torch.func import functional_call, vmap
 from agem.benchmarks.streams import Experience
 from agem.core.captured_step import StepGraph, check_cuda_device, in_step_hooks
 from agem.core.evaluation import EvaluationPlugin
+from agem.core.hooks import HookTable, build_hook_table, fire
+from agem.core.plugin import Plugin
 from agem.core.template import BaseTemplate, experience_list
 from agem.models.mlp import MLP
 from agem.plugins.agem import SAMPLE_SEED_OFFSET, AGEMPlugin, project
@@ -84,16 +91,27 @@ def _check_member(m: Any, first: BaseTemplate) -> None:
             _fail("A-GEM members need sampling='uniform'")
         if isinstance(plugin, ReplayPlugin) and plugin.class_balanced:
             _fail("replay members need class_balanced=False")
-        if not isinstance(plugin, _METHOD_PLUGINS) and in_step_hooks(plugin):
+        fired = not isinstance(plugin, _METHOD_PLUGINS) and bool(in_step_hooks(plugin))
+        if fired and not getattr(plugin, "gradient_only", False):
             hooks = ", ".join(in_step_hooks(plugin))
-            _fail(f"plugin {type(plugin).__name__} has hooks inside the step ({hooks})")
+            _fail(
+                f"plugin {type(plugin).__name__} has hooks inside the step ({hooks}) and is "
+                f"not gradient_only"
+            )
+
+
+def _step_plugins(member: BaseTemplate) -> list[Any]:
+    """The member's plugins whose in-step hooks the fleet fires (all but A-GEM and replay,
+    whose step work the fleet does itself)."""
+    return [p for p in member.plugins if not isinstance(p, _METHOD_PLUGINS) and in_step_hooks(p)]
 
 
 class Fleet:
     """Train `members` (strategies differing only in their seed) in lockstep.
 
     Args:
-        members: K strategies of one type (`Naive`, `AGEM` or `Replay`), each on its own
+        members: K strategies of one type (one the registry marks `fleet`: `Naive`,
+            `AGEM`, `Replay`, `GEM`, `EWC`, `SI`, `MAS`, `RWalk`, `Cumulative`), each on its own
             MLP with the same shapes, optimizer type and hyperparameters, minibatch size,
             epochs and device. Their parameters are moved into the fleet's stacked
             tensor (they stay usable: each is a view of its row).
@@ -117,12 +135,17 @@ class Fleet:
         if cuda_graph:
             if isinstance(first, Replay):
                 _fail("cuda_graph=True supports naive and agem members (replay reads the host)")
+            if _step_plugins(first):
+                names = ", ".join(type(p).__name__ for p in _step_plugins(first))
+                _fail(f"cuda_graph=True supports naive and agem members, not {names}")
             check_cuda_device(first.device)
         self.members = members
         self.device = first.device
         self.criterion = first.criterion
         self.cuda_graph = cuda_graph
         self._layout = [(name, p.shape, p.numel()) for name, p in first.model.named_parameters()]
+        self._hooks: list[HookTable] = [build_hook_table(_step_plugins(m), Plugin) for m in members]
+        self._fires = any(_step_plugins(m) for m in members)
         rows = [torch.cat([p.detach().reshape(-1) for p in m.model.parameters()]) for m in members]
         self.flat = torch.stack(rows).to(self.device).requires_grad_(True)
         self._bind_members()
@@ -162,21 +185,55 @@ class Fleet:
         losses, out = vmap(self._member_loss)(self.flat, x, y)
         return losses, out
 
+    def _fire(self, hook: str, kwargs: dict[str, Any]) -> None:
+        """Fire `hook` of each member's step plugins (see `_step_plugins`)."""
+        for m, table in zip(self.members, self._hooks, strict=True):
+            fire(table, hook, m, kwargs)
+
+    def _bind_grads(self, grad: Tensor | None) -> None:
+        """Make each member's `p.grad` a view of its row of `grad` (None: unset them)."""
+        for k, m in enumerate(self.members):
+            offset = 0
+            for p in m.model.parameters():
+                n = p.numel()
+                p.grad = None if grad is None else grad[k, offset : offset + n].view_as(p)
+                offset += n
+
     def _step(
-        self, x: Tensor, y: Tensor, ref: tuple[Tensor, Tensor] | None
+        self,
+        x: Tensor,
+        y: Tensor,
+        ref: tuple[Tensor, Tensor] | None,
+        kwargs: dict[str, Any] | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """One SGD step of every run; with `ref`, A-GEM's reference gradient and projection."""
+        """One SGD step of every run; with `ref`, A-GEM's reference gradient and projection;
+        the members' in-step hooks (from `after_forward` on) fired around it."""
+        kwargs = {} if kwargs is None else kwargs
         self.flat.grad = None
         g_ref = None
         if ref is not None:
             ref_losses, _ = self.losses(*ref)
             (g_ref,) = torch.autograd.grad(ref_losses.sum(), self.flat)
         losses, out = self.losses(x, y)
+        if self._fires:
+            outs, values = out.detach(), losses.detach()
+            for k, m in enumerate(self.members):
+                m.mb_output, m.loss, m.mb_loss = outs[k], values[k], values[k]
+            self._fire("after_forward", kwargs)
+            self._fire("before_backward", kwargs)
         losses.sum().backward()  # each run's gradient lands in its own row
+        grad = self.flat.grad
+        assert grad is not None
         if g_ref is not None:
-            assert self.flat.grad is not None
-            project(self.flat.grad, g_ref)
+            project(grad, g_ref)
+        if self._fires:
+            self._bind_grads(grad)
+            self._fire("after_backward", kwargs)
+            self._fire("before_update", kwargs)
         self.optimizer.step()
+        if self._fires:
+            self._fire("after_update", kwargs)
+            self._bind_grads(None)
         return out, losses
 
     def _reference(self) -> tuple[Tensor, Tensor] | None:
@@ -298,8 +355,12 @@ class Fleet:
 
     def _iteration(self, kwargs: dict[str, Any]) -> None:
         members = self.members
+        self._fire("before_training_iteration", kwargs)
         for m in members:
-            m.fire("before_forward", **kwargs)  # replay's augmentation, per run
+            for plugin in m.plugins:
+                if isinstance(plugin, ReplayPlugin):
+                    plugin.before_forward(m, **kwargs)  # replay's augmentation, per run
+        self._fire("before_forward", kwargs)
         x = torch.stack([m.mb_x for m in members])
         y = torch.stack([m.mb_y for m in members])
         graph = self.step_graph
@@ -313,10 +374,12 @@ class Fleet:
             out, losses = graph.run(key, [x, y], self._graph_step, generators=gens)
             out, losses = out.detach().clone(), losses.detach().clone()
         else:
-            out, losses = self._step(x, y, self._reference())
+            out, losses = self._step(x, y, self._reference(), kwargs)
             out, losses = out.detach(), losses.detach()
         for k, m in enumerate(members):
-            m.mb_output, m.loss, m.mb_loss = out[k], losses[k], losses[k]
+            # a step plugin may have added its penalty's value to the member's loss
+            m.mb_output, m.mb_loss = out[k], losses[k]
+            m.loss = m.loss if self._fires else losses[k]
             for plugin in m.plugins:
                 if isinstance(plugin, ReplayPlugin):
                     plugin.keep_own_samples(m)

@@ -13,7 +13,8 @@ the cost of one backward pass per chunk); other models use `torch.func` (vmap of
 in chunks, and a model that vmap cannot handle falls back to a loop over samples, with
 a warning. See `fisher_diagonal`.
 
-While later experiences are trained, `before_backward` adds to the loss
+While later experiences are trained, the loss gains (its value in `before_backward`, its
+gradient added to the gradients in `after_backward`)
 
     separate: lambda/2 sum_k sum_i F_k,i (theta_i - theta*_k,i)^2   (one term per past experience)
     online:   lambda/2 sum_i F~_i (theta_i - theta*_i)^2,  F~ <- decay_factor F~ + F_k,
@@ -41,6 +42,7 @@ from torch.utils.data import Dataset
 from agem.core.batching import batches
 from agem.core.plugin import Plugin, check_settings
 from agem.models.multitask import MultiTaskModule
+from agem.plugins.quadratic import Term, add_penalty_gradient, penalty_value
 
 if TYPE_CHECKING:
     from agem.core.template import BaseTemplate
@@ -300,12 +302,19 @@ class _FisherSums:
 class EWCPlugin(Plugin):
     """Elastic Weight Consolidation with a diagonal empirical Fisher.
 
+    The penalty's value is added to the loss in `before_backward` and its gradient,
+    lambda F (theta - theta*), to the gradients in `after_backward` (no backward pass
+    through the penalty): so a fleet can fire these hooks per member
+    (`gradient_only`).
+
     Args:
         ewc_lambda: the penalty's weight lambda >= 0.
         mode: "separate" (one term per past experience) or "online" (one decayed term).
         decay_factor: online mode only (required there): F~ <- decay_factor F~ + F_k,
             in [0, 1].
     """
+
+    gradient_only = True
 
     def __init__(
         self, ewc_lambda: float, mode: str = "separate", decay_factor: float | None = None
@@ -323,6 +332,7 @@ class EWCPlugin(Plugin):
             raise ValueError("decay_factor is only used in online mode; leave it None")
         self.mode = mode
         self.decay_factor = decay_factor
+        self._step: tuple[list[Term], list[Tensor]] | None = None  # this step's terms
         # separate: experience index -> (Fisher, theta*); online: a single entry, key -1
         self.terms: dict[int, tuple[ParamDict, ParamDict]] = {}
 
@@ -393,12 +403,30 @@ class EWCPlugin(Plugin):
         }
 
     def before_backward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
-        """Add the penalty to `strategy.loss`."""
-        if self.ewc_lambda == 0 or strategy.loss is None:
+        """Add the penalty's value to `strategy.loss` (its gradient follows in after_backward)."""
+        self._step = None
+        if self.ewc_lambda == 0 or strategy.loss is None or not self._terms:
             return
-        penalty = self.penalty(strategy.model)
-        if penalty is not None:
-            strategy.loss = strategy.loss + penalty
+        params = dict(strategy.model.named_parameters())
+        terms: list[Term] = []
+        constant = 0.0
+        for n, (A, mu, c) in self._merge().items():
+            p = params.get(n)
+            if p is not None and p.shape == A.shape:
+                terms.append((p, A, mu))
+                constant += c
+        if not terms:
+            return
+        diffs = [p.detach() - mu for p, _, mu in terms]
+        self._step = (terms, diffs)
+        value = penalty_value(terms, diffs) + constant
+        strategy.loss = strategy.loss + value * (self.ewc_lambda / 2)
+
+    def after_backward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
+        """Add the penalty's gradient, lambda * F (theta - theta*), to the gradients."""
+        if self._step is not None:
+            add_penalty_gradient(*self._step, self.ewc_lambda, create=True)
+            self._step = None
 
     def after_training_exp(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         """Estimate the Fisher on the experience just learned and store theta*."""

@@ -132,6 +132,10 @@ class GEMPlugin(Plugin):
     experience is trained, every *other* stored experience's memory is a constraint.
     """
 
+    # G comes from its own passes over the memories, and the projection replaces
+    # `p.grad` in place: a fleet fires these hooks per member
+    gradient_only = True
+
     def __init__(
         self,
         patterns_per_experience: int,

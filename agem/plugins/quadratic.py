@@ -85,6 +85,29 @@ def min_max_normalised(values: ParamDict) -> ParamDict:
     return {n: (v - low) / scale for n, v in values.items()}
 
 
+#: one penalty term: (parameter, weight, anchor), the penalty being sum weight (p - anchor)^2
+Term = tuple[nn.Parameter, Tensor, Tensor]
+
+
+def penalty_value(terms: list[Term], diffs: list[Tensor]) -> Tensor:
+    """sum over terms of sum_i w_i d_i^2, with d = theta - anchor (`diffs`, detached)."""
+    sums = [(w * d * d).sum() for (_, w, _), d in zip(terms, diffs, strict=True)]
+    return torch.stack(sums).sum()
+
+
+def add_penalty_gradient(
+    terms: list[Term], diffs: list[Tensor], scale: float, *, create: bool = False
+) -> None:
+    """Add scale * w * d to each term's parameter gradient, in place (the gradient of
+    scale/2 * `penalty_value`). A parameter without a gradient gets none, or, with
+    `create`, exactly that term (as autograd would give a penalty added to the loss)."""
+    for (p, w, _), d in zip(terms, diffs, strict=True):
+        if p.grad is not None:
+            p.grad.addcmul_(w, d, value=scale)
+        elif create:
+            p.grad = w * d * scale
+
+
 def _to(values: ParamDict, device: torch.device) -> ParamDict:
     return {n: v.to(device) for n, v in values.items()}
 
@@ -103,13 +126,14 @@ class QuadraticPenaltyPlugin(Plugin):
     """
 
     label = "penalty"  # the method's name in messages
+    gradient_only = True  # the penalty's gradient is added in place (a fleet fires it)
     _state_names: tuple[str, ...] = ()
 
     def __init__(self, strength: float, *, option: str) -> None:
         self.strength = non_negative(option, strength)
         self.importance: ParamDict = {}
         self.anchor: ParamDict = {}
-        self._terms: list[tuple[nn.Parameter, Tensor, Tensor]] = []
+        self._terms: list[Term] = []
         self._diffs: list[Tensor] = []
 
     # ---- the penalty -----------------------------------------------------------------
@@ -154,18 +178,14 @@ class QuadraticPenaltyPlugin(Plugin):
         if self.strength == 0 or not self._terms or strategy.loss is None:
             return
         self._diffs = [p.detach() - a for p, _, a in self._terms]
-        sums = [(w * d * d).sum() for (_, w, _), d in zip(self._terms, self._diffs, strict=True)]
-        value = torch.stack(sums)
-        strategy.loss = strategy.loss + value.sum() * self.strength
+        strategy.loss = strategy.loss + penalty_value(self._terms, self._diffs) * self.strength
 
     def after_backward(self, strategy: BaseTemplate, **kwargs: Any) -> None:
         """Observe the task gradients, then add 2 strength Omega (theta - theta*) to them."""
         self.observe_gradients(strategy)
         if not self._diffs:
             return
-        for (p, w, _), d in zip(self._terms, self._diffs, strict=True):
-            if p.grad is not None:
-                p.grad.addcmul_(w, d, value=2 * self.strength)
+        add_penalty_gradient(self._terms, self._diffs, 2 * self.strength)
         self._diffs = []
 
     # ---- checkpoints -----------------------------------------------------------------

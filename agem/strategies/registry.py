@@ -211,6 +211,7 @@ register(
             "memory_filling": "memory_filling",
             "gem_solver": "solver",
         },
+        fleet=True,
         memory=(_EPISODIC,),
     )
 )
@@ -229,14 +230,18 @@ register(
         EWC,
         options={"ewc_lambda": "ewc_lambda", "ewc_mode": "mode", "decay_factor": "decay_factor"},
         arguments=_ewc_arguments,
+        fleet=True,
     )
 )
-register(StrategySpec("cumulative", Cumulative))
-register(StrategySpec("si", SI, options={"si_lambda": "si_lambda", "si_xi": "si_xi"}))
-register(StrategySpec("mas", MAS, options={"mas_lambda": "mas_lambda"}))
+register(StrategySpec("cumulative", Cumulative, fleet=True))
+register(StrategySpec("si", SI, options={"si_lambda": "si_lambda", "si_xi": "si_xi"}, fleet=True))
+register(StrategySpec("mas", MAS, options={"mas_lambda": "mas_lambda"}, fleet=True))
 register(
     StrategySpec(
-        "rwalk", RWalk, options={"rwalk_lambda": "rwalk_lambda", "rwalk_alpha": "rwalk_alpha"}
+        "rwalk",
+        RWalk,
+        options={"rwalk_lambda": "rwalk_lambda", "rwalk_alpha": "rwalk_alpha"},
+        fleet=True,
     )
 )
 register(StrategySpec("pnn", PNN, progressive=True, needs_task_labels=True))

@@ -15,6 +15,8 @@ With `fleet` K > 1, runs not yet started that differ only in their seed, with
 consecutive seeds, go K at a time into one `agem run --fleet K --fleet-folders ...`
 (when their strategy and model can be trained as a fleet), each member still writing
 its own folder DIR/<run name>; a member that was interrupted resumes as a single run.
+`fleet="auto"` groups all such seeds (up to `MAX_FLEET`); `fleet="gpu"` (the command
+line's default) does so for runs on a CUDA device and trains the others alone.
 """
 
 from __future__ import annotations
@@ -163,25 +165,45 @@ def _fleet_capable(config: RunConfig) -> bool:
     return True
 
 
-def fleets(jobs: Sequence[Job], size: int) -> list[list[Job]]:
-    """The jobs in groups to run together: at most `size` jobs whose configs differ only
-    in their seed, with consecutive seeds, and that a fleet can train; others alone."""
-    size = min(size, MAX_FLEET)
+#: `fleet` values besides a size K: group every seed, or only those of runs on a GPU
+FLEET_MODES = ("auto", "gpu")
+
+
+def fleet_limit(config: RunConfig, fleet: int | str) -> int:
+    """The most runs like `config` to train as one fleet: K, `MAX_FLEET` for "auto", and
+    for "gpu" `MAX_FLEET` where the run is on a CUDA device, else 1 (on the CPU a fleet
+    saves little: BENCHMARKS.md)."""
+    if fleet == "auto" or (fleet == "gpu" and config.device.startswith("cuda")):
+        return MAX_FLEET
+    if fleet == "gpu":
+        return 1
+    if isinstance(fleet, bool) or not isinstance(fleet, int) or fleet < 1:
+        raise ValueError(f"fleet must be a positive integer or one of {FLEET_MODES}, got {fleet!r}")
+    return min(fleet, MAX_FLEET)
+
+
+def fleets(jobs: Sequence[Job], size: int | str) -> list[list[Job]]:
+    """The jobs in groups to run together: at most `size` jobs (see `fleet_limit`) whose
+    configs differ only in their seed, with consecutive seeds, and that a fleet can
+    train; others alone."""
     groups: list[list[Job]] = []
     alike: dict[str, list[tuple[int, Job]]] = {}
+    limits: dict[str, int] = {}
     for job in jobs:
         config = job.config if job.config is not None else parse_run_argv(job.options)
-        if not _fleet_capable(config):
+        limit = fleet_limit(config, size)
+        if limit == 1 or not _fleet_capable(config):
             groups.append([job])
             continue
         key = json.dumps({**config.to_dict(), "seed": None}, sort_keys=True, default=str)
         alike.setdefault(key, []).append((config.seed, job))
-    for members in alike.values():
+        limits[key] = limit
+    for key, members in alike.items():
         members.sort(key=lambda member: member[0])
         group: list[Job] = []
         last = -2
         for seed, job in members:
-            if group and (seed != last + 1 or len(group) == size):
+            if group and (seed != last + 1 or len(group) == limits[key]):
                 groups.append(group)
                 group = []
             group.append(job)
@@ -221,9 +243,9 @@ def _plot_args(spec: SweepSpec, job: Job, plots: bool) -> list[str]:
 
 
 def plan(
-    spec: SweepSpec, out: Path, *, threads: int | None, fleet: int = 1, plots: bool = False
+    spec: SweepSpec, out: Path, *, threads: int | None, fleet: int | str = 1, plots: bool = False
 ) -> tuple[list[Task], list[Job]]:
-    """(tasks to run, jobs already finished) for the sweep in `out`; with `fleet` > 1
+    """(tasks to run, jobs already finished) for the sweep in `out`; with `fleet` other than 1
     the jobs not started yet are grouped into fleets (see `fleets`). A run draws its
     own plots only with `plots` (or when the spec says so); a resumed run does as its
     config.json says. Runs that log to W&B get the sweep folder's name as their group
@@ -248,7 +270,7 @@ def plan(
         else:
             argv = ["run", "--resume", str(folder), *thread_args]
         tasks.append(Task(job.name, tuple(argv), out / LOGS / f"{job.name}.log"))
-    for group in fleets(new, fleet) if fleet > 1 else [[job] for job in new]:
+    for group in fleets(new, fleet) if fleet != 1 else [[job] for job in new]:
         first = group[0]
         thread_args = [*_thread_args(first, threads), *_plot_args(spec, first, plots)]
         thread_args += _group_args(first, sweep)  # a new run's options
@@ -315,7 +337,7 @@ def run_sweep(
     stream: TextIO = sys.stdout,
     on_outcome: Callable[[Outcome], None] | None = None,
     also: frozenset[str] = frozenset(),
-    fleet: int = 1,
+    fleet: int | str = 1,
     max_runs: int = MAX_RUNS,
     plots: bool = False,
 ) -> SweepResult:
@@ -324,9 +346,9 @@ def run_sweep(
     One line per finished run (its A_T and seconds, and its fleet if it ran in one) with
     the overall count and an estimate of the time left; `parallel` is how many tasks go
     at once (for the ETA); `fleet` K > 1 trains up to K seeds of a configuration as one
-    fleet where the fleet can (see `plan`); each run draws its own plots only with
-    `plots`, and the sweep's summary plot is always drawn. DIR is locked for the whole
-    sweep.
+    fleet where the fleet can ("auto": all of them; "gpu": all of them on a CUDA
+    device; see `plan`); each run draws its own plots only with `plots`, and the sweep's
+    summary plot is always drawn. DIR is locked for the whole sweep.
     """
     write = check_folder(spec, out, also=also, max_runs=max_runs)
     lock = lock_sweep(out)
@@ -361,7 +383,7 @@ def _run_locked(
     threads: int | None,
     stream: TextIO,
     on_outcome: Callable[[Outcome], None] | None,
-    fleet: int,
+    fleet: int | str,
     plots: bool,
 ) -> SweepResult:
     tasks, done = plan(spec, out, threads=threads, fleet=fleet, plots=plots)

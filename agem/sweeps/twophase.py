@@ -70,7 +70,7 @@ def run_protocol(
     parallel: int,
     threads: int | None,
     stream: TextIO = sys.stdout,
-    fleet: int = 1,
+    fleet: int | str = 1,
     plots: bool = False,
 ) -> SweepResult | None:
     """Both phases (runs grouped into fleets of up to `fleet` seeds where they can be;
@@ -130,7 +130,7 @@ def run_published(
     parallel: int,
     threads: int | None,
     stream: TextIO = sys.stdout,
-    fleet: int = 1,
+    fleet: int | str = 1,
     plots: bool = False,
 ) -> SweepResult:
     """The reported phase alone, with the hyperparameters the authors published (each

@@ -183,10 +183,12 @@ def test_member_optimizers_receive_their_rows_of_the_fleet_state() -> None:
 def test_fleet_refuses_what_it_cannot_stack() -> None:
     bench = _bench(0)
     torch.manual_seed(0)
-    model = agem.models.MLP(64, (16,), 10)
-    gem = agem.GEM(model, torch.optim.SGD(model.parameters(), lr=0.1), patterns_per_experience=5)
-    with pytest.raises(ValueError, match="fleet: supports Naive, AGEM, Replay"):
-        Fleet([gem])
+    model = agem.models.ProgressiveNet(64, (16,), 10)
+    pnn = agem.PNN(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(
+        ValueError, match=r"fleet: supports Naive, AGEM, GEM, .* strategies, got PNN"
+    ):
+        Fleet([pnn])
     a, b = _strategy("naive", 0, bench), _strategy("agem", 1, bench)
     with pytest.raises(ValueError, match="one strategy"):
         Fleet([a, b])
@@ -201,8 +203,11 @@ def test_fleet_refuses_what_it_cannot_stack() -> None:
         def before_backward(self, strategy: Any, **kwargs: Any) -> None:
             strategy.loss = strategy.loss * 2
 
-    with pytest.raises(ValueError, match="Penalty has hooks inside the step"):
+    with pytest.raises(ValueError, match=r"Penalty has hooks inside the step .* not gradient_only"):
         Fleet([_strategy("naive", 0, bench, plugins=[Penalty()])])
+    si = agem.SI(model := agem.models.MLP(64, (16,), 10), torch.optim.SGD(model.parameters()))
+    with pytest.raises(ValueError, match="cuda_graph=True supports naive and agem members, not SI"):
+        Fleet([si], cuda_graph=True)
     drop = agem.models.MLP(64, (16,), 10, dropout=0.5)
     naive = agem.Naive(drop, torch.optim.SGD(drop.parameters(), lr=0.1))
     with pytest.raises(ValueError, match="MLP model without dropout"):
@@ -252,7 +257,11 @@ def test_cli_fleet_writes_run_folders_that_compare_reads(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--strategy", "gem", "--fleet", "2"), "--fleet supports --strategy naive, agem, replay"),
+        (
+            ("--strategy", "pnn", "--task-labels", "--fleet", "2"),
+            "--fleet supports --strategy naive, agem, gem, replay, ewc, cumulative, si, mas, "
+            "rwalk, not pnn",
+        ),
         (("--strategy", "agem", "--fleet", "2", "--sampling", "balanced"), "--sampling uniform"),
         (("--fleet", "0"), "--fleet must be an integer in 1..1024"),
         (("--fleet", "2", "--model", "resnet18"), "--model mlp without --task-labels"),

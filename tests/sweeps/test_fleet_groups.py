@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from agem.cli.main import main
-from agem.sweeps.runner import fleets, plan
+from agem.runs.config import MAX_FLEET, RunConfig
+from agem.sweeps.runner import fleet_limit, fleets, plan
 from agem.sweeps.spec import parse_spec
 from tests.helpers.runs import assert_no_process_mentions
 
@@ -26,11 +27,12 @@ epochs = {epochs}
 lca_beta = 3
 patterns_per_experience = 20
 sample_size = 10
+strategy = "agem"
 [grid]
-strategy = ["agem", "ewc"]
+sampling = ["uniform", "balanced"]
 seed = {seeds}
 """
-NAMES = [f"strategy-{s}_seed-{seed}" for s in ("agem", "ewc") for seed in (0, 1)]
+NAMES = [f"sampling-{s}_seed-{seed}" for s in ("uniform", "balanced") for seed in (0, 1)]
 
 
 def _spec_text(*, n: int = 2, epochs: int = 1, seeds: str = "[0, 1]") -> str:
@@ -44,39 +46,68 @@ def _names(groups: list[list[object]]) -> list[list[str]]:
 def test_fleets_group_consecutive_seeds_of_one_configuration_only() -> None:
     spec = parse_spec(_spec_text(seeds="[0, 1, 2, 4]"))
     groups = _names(fleets(spec.jobs, 2))  # type: ignore[arg-type]
-    agem = [g for g in groups if g[0].startswith("strategy-agem")]
-    ewc = [g for g in groups if g[0].startswith("strategy-ewc")]
+    agem = [g for g in groups if g[0].startswith("sampling-uniform")]
+    balanced = [g for g in groups if g[0].startswith("sampling-balanced")]
     assert agem == [
-        ["strategy-agem_seed-0", "strategy-agem_seed-1"],
-        ["strategy-agem_seed-2"],
-        ["strategy-agem_seed-4"],
+        ["sampling-uniform_seed-0", "sampling-uniform_seed-1"],
+        ["sampling-uniform_seed-2"],
+        ["sampling-uniform_seed-4"],
     ]
-    assert ewc == [[f"strategy-ewc_seed-{s}"] for s in (0, 1, 2, 4)]  # ewc: no fleet
-    assert _names(fleets(spec.jobs, 3))[0] == [f"strategy-agem_seed-{s}" for s in (0, 1, 2)]
+    # balanced sampling: no fleet
+    assert balanced == [[f"sampling-balanced_seed-{s}"] for s in (0, 1, 2, 4)]
+    assert _names(fleets(spec.jobs, 3))[0] == [f"sampling-uniform_seed-{s}" for s in (0, 1, 2)]
     assert all(len(g) == 1 for g in fleets(spec.jobs, 1))
+
+
+def test_fleet_auto_groups_every_seed_and_the_default_only_runs_on_a_gpu() -> None:
+    spec = parse_spec(_spec_text(seeds="[0, 1, 2, 3, 4]"))
+    groups = _names(fleets(spec.jobs, "auto"))  # type: ignore[arg-type]
+    assert groups[0] == [f"sampling-uniform_seed-{s}" for s in range(5)]
+    assert all(len(g) == 1 for g in groups[1:])  # balanced sampling: no fleet
+    assert all(len(g) == 1 for g in fleets(spec.jobs, "gpu"))  # CPU runs: alone by default
+    # a run on a CUDA device (which this machine may lack: the config alone says it)
+    assert fleet_limit(RunConfig(device="cuda"), "gpu") == MAX_FLEET
+    assert fleet_limit(RunConfig(device="cuda:1"), "gpu") == MAX_FLEET
+    assert fleet_limit(RunConfig(), "gpu") == 1 and fleet_limit(RunConfig(), "auto") == MAX_FLEET
+    assert fleet_limit(RunConfig(), 3) == 3
+
+
+def test_sweep_fleet_option_is_checked_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(_spec_text())
+    for bad in ("0", "many"):
+        assert main(["sweep", str(spec), "--out", str(tmp_path / "x"), "--fleet", bad]) == 2
+        err = capsys.readouterr().err
+        assert "--fleet must be a positive integer or auto" in err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
 
 
 def test_plan_puts_only_runs_not_started_in_a_fleet(tmp_path: Path) -> None:
     spec = parse_spec(_spec_text(seeds="[0, 1, 2]"))
-    (tmp_path / "strategy-agem_seed-1").mkdir()
-    (tmp_path / "strategy-agem_seed-1" / "stray").write_text("killed before its config")
+    (tmp_path / "sampling-uniform_seed-1").mkdir()
+    (tmp_path / "sampling-uniform_seed-1" / "stray").write_text("killed before its config")
     tasks, done = plan(spec, tmp_path, threads=1, fleet=2)
     assert done == []
     by_runs = {task.run_names: task for task in tasks}
     assert set(by_runs) == {
-        ("strategy-agem_seed-1",),
-        ("strategy-agem_seed-0",),
-        ("strategy-agem_seed-2",),
-        ("strategy-ewc_seed-0",),
-        ("strategy-ewc_seed-1",),
-        ("strategy-ewc_seed-2",),
+        ("sampling-uniform_seed-1",),
+        ("sampling-uniform_seed-0",),
+        ("sampling-uniform_seed-2",),
+        ("sampling-balanced_seed-0",),
+        ("sampling-balanced_seed-1",),
+        ("sampling-balanced_seed-2",),
     }
-    assert "--overwrite" in by_runs[("strategy-agem_seed-1",)].argv
+    assert "--overwrite" in by_runs[("sampling-uniform_seed-1",)].argv
     assert all("--fleet" not in task.argv for task in tasks)  # seeds 0 and 2: not consecutive
-    (tmp_path / "strategy-agem_seed-1" / "stray").unlink()
+    (tmp_path / "sampling-uniform_seed-1" / "stray").unlink()
     tasks, _ = plan(spec, tmp_path, threads=1, fleet=2)
     fleet = [task for task in tasks if len(task.run_names) > 1]
-    assert [task.run_names for task in fleet] == [("strategy-agem_seed-0", "strategy-agem_seed-1")]
+    assert [task.run_names for task in fleet] == [
+        ("sampling-uniform_seed-0", "sampling-uniform_seed-1")
+    ]
     argv = list(fleet[0].argv)
     assert argv[argv.index("--fleet") + 1] == "2"
     members = argv[argv.index("--fleet-folders") + 1 :]
@@ -128,7 +159,7 @@ def _check_complete(out: Path, result: subprocess.CompletedProcess[str]) -> None
         config = json.loads((out / name / "config.json").read_text())
         assert config["fleet"] == 1 and f"seed-{config['seed']}" in name
     rows = (out / "summary.csv").read_text().splitlines()
-    assert [row.split(",")[:2] for row in rows[1:]] == [["agem", "2"], ["ewc", "2"]]
+    assert [row.split(",")[:2] for row in rows[1:]] == [["uniform", "2"], ["balanced", "2"]]
 
 
 @pytest.mark.slow
@@ -142,9 +173,9 @@ def test_sweep_with_fleet_ends_like_one_without(tmp_path: Path) -> None:
     assert len(progress) == 4
     assert [("(fleet of 2)" in line) for line in progress] == [True, True, False, False]
     assert sorted(p.name for p in (out / "logs").iterdir()) == [
-        "fleet_strategy-agem_seed-0.log",
-        "strategy-ewc_seed-0.log",
-        "strategy-ewc_seed-1.log",
+        "fleet_sampling-uniform_seed-0.log",
+        "sampling-balanced_seed-0.log",
+        "sampling-balanced_seed-1.log",
     ]
     _check_complete(alone, _sweep(str(spec), "--out", str(alone)))
     for name in NAMES:
@@ -181,7 +212,7 @@ def test_sweep_with_fleet_killed_mid_fleet_and_rerun_completes(tmp_path: Path) -
         while not partway and time.monotonic() < deadline:
             if sweep.poll() is not None:
                 pytest.fail("the sweep finished before it could be killed: make runs longer")
-            for name in NAMES[:2]:  # the agem fleet runs first
+            for name in NAMES[:2]:  # the fleet runs first
                 try:
                     results = _results(out, name)
                 except (OSError, ValueError):
