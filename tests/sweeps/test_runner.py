@@ -49,7 +49,10 @@ def _spec(tmp_path: Path, *, n: int = 2, epochs: int = 1) -> Path:
 
 
 def _sweep(
-    *args: str, timeout: float = 240, env: dict[str, str] | None = None
+    *args: str,
+    timeout: float = 240,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "agem", "sweep", *args, "--threads", "1"],
@@ -57,6 +60,7 @@ def _sweep(
         text=True,
         timeout=timeout,
         env=env,
+        cwd=cwd,
     )
 
 
@@ -205,14 +209,19 @@ def test_ray_sweep_ships_agem_to_workers_that_cannot_import_it(
 ) -> None:
     """The sweep ships this agem with Ray's runtime environment: it runs on a cluster
     whose workers cannot import agem; told the nodes have it, it stops in one line
-    saying how to install it."""
+    saying how to install it. The sweep starts outside the project folder: Ray adds the
+    driver's working directory to its workers' import path, which on one machine would
+    let them import agem from a checkout."""
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = tmp_path / "shipped"
     args = [str(_spec(tmp_path)), "--engine", "ray", "--ray-address", bare_ray_address]
-    result = _sweep(*args, "--out", str(out), "--workers", "2", env=environ)
+    result = _sweep(*args, "--out", str(out), "--workers", "2", env=environ, cwd=tmp_path)
     _check_complete_sweep(out, result)
     refused = _sweep(
-        *args, "--out", str(tmp_path / "installed"), "--ray-package", "installed", env=environ
+        *args,
+        *("--out", str(tmp_path / "installed"), "--ray-package", "installed"),
+        env=environ,
+        cwd=tmp_path,
     )
     assert refused.returncode == 2, refused.stderr + refused.stdout
     assert "workers cannot import agem" in refused.stderr
