@@ -52,6 +52,7 @@ def test_compare_refuses_a_config_nested_too_deeply(
     assert "nested too deeply" in _error(capsys, ["compare", str(run), "--no-plot"])
 
 
+@pytest.mark.slow
 def test_a_sweep_reads_deeply_nested_results_without_a_traceback(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(SWEEP_TOML)

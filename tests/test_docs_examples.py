@@ -46,6 +46,7 @@ def runnable(blocks: list[tuple[int, str, str | None]]) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc", DOCS, ids=[str(d.relative_to(ROOT)) for d in DOCS])
 def test_python_examples_run(doc: Path, tmp_path: Path) -> None:
     script = runnable(python_blocks(doc.read_text()))

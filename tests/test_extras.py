@@ -99,6 +99,7 @@ def test_ray_without_ray_names_the_extra() -> None:
     _one_line_naming(proc.stderr, "ray")
 
 
+@pytest.mark.slow
 def test_default_run_needs_no_optional_package(tmp_path: Path) -> None:
     """The embedded default trains and writes its folder with none of these importable."""
     blocked = {"sklearn", "scipy", "quadprog", "wandb", "ray"}

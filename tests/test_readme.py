@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 METRICS = ("A_T", "F_T", "BWT", "FWT", "LCA_10")
 
@@ -27,6 +29,7 @@ def _run(code: str) -> dict[str, Any]:
     return summary
 
 
+@pytest.mark.slow
 def test_readme_example_gives_every_metric_reproducibly() -> None:
     code = _example()
     for name in METRICS:

@@ -105,6 +105,7 @@ def test_options_of_another_strategy_warn() -> None:
     assert ignored_options(RunConfig(strategy="mas"), ["mas_lambda"]) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["rwalk", "pnn"])
 def test_sigkill_during_a_checkpoint_then_resume_gives_the_same_run(
     name: str, tmp_path: Path

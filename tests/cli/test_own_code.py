@@ -160,6 +160,7 @@ def test_resume_refuses_a_checkpoint_that_changed_code_no_longer_fits(tmp_path: 
     assert results(out)["status"] == "complete"
 
 
+@pytest.mark.slow
 def test_names_registered_by_an_installed_package_work_from_the_command_line(
     package: Path, tmp_path: Path
 ) -> None:

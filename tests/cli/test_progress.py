@@ -7,6 +7,8 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.runs import agem
 
 LINE = re.compile(
@@ -15,6 +17,7 @@ LINE = re.compile(
 )
 
 
+@pytest.mark.slow
 def test_a_run_longer_than_the_interval_prints_progress_lines(tmp_path: Path) -> None:
     out = tmp_path / "run"
     argv = ["run", "--strategy", "agem", "--n-experiences", "2", "--train-subset", "1000"]

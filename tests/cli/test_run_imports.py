@@ -31,6 +31,7 @@ PNGS = ("accuracy_matrix.png", "accuracy_over_time.png", "lca.png")
         (["--no-plots", "--logger", "csv,tensorboard"], "tensorboard torch.utils.tensorboard"),
     ],
 )
+@pytest.mark.slow
 def test_run_imports_only_what_it_uses(tmp_path: Path, options: list[str], imported: str) -> None:
     out = tmp_path / "run"
     argv = ["run", *TINY, "--n-experiences", "2", *options, "--out", str(out)]

@@ -94,6 +94,7 @@ print("torch._dynamo" in sys.modules)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("which", "imported"), [("agem", "False"), ("torch", "True")])
 def test_torch_dynamo_is_not_imported(which: str, imported: str) -> None:
     """(torch's own classes import it: the probe can tell.)"""

@@ -221,6 +221,7 @@ def _cli(*args: str) -> int:
 CLI_ARGS = ("--n-experiences", "2", "--hidden-sizes", "16", "--threads", "1", "--lca-beta", "2")
 
 
+@pytest.mark.slow
 def test_cli_fleet_writes_run_folders_that_compare_reads(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -226,6 +226,7 @@ def test_cli_fleet_folders_compare_and_resume(
     assert "permuted_digits" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_fleet_of_a_new_method_writes_single_run_folders(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

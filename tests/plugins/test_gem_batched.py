@@ -118,6 +118,7 @@ def _train(**options: Any) -> tuple[agem.GEM, list[torch.Tensor]]:
     return s, [p.detach().clone() for p in model.parameters()]
 
 
+@pytest.mark.slow
 def test_training_batched_and_device_solver_match_the_loop_and_quadprog() -> None:
     ref, ref_params = _train(memory_gradients="loop", solver="quadprog")
     for options in (
@@ -189,6 +190,7 @@ def test_new_options_are_validated() -> None:
     assert (s.gem_plugin.solver, s.gem_plugin.memory_gradients) == ("device", "loop")
 
 
+@pytest.mark.slow
 def test_command_line_gem_solver(tmp_path: Path) -> None:
     from agem.cli.main import main
     from agem.plugins.gem import SOLVERS

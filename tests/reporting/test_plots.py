@@ -129,6 +129,7 @@ def test_plot_formats_are_checked_and_ordered() -> None:
             plot_formats(bad)
 
 
+@pytest.mark.slow
 def test_pdf_and_svg_files_exist_and_open(tmp_path: Path) -> None:
     """Every run plot in PDF (one page, TrueType fonts, titled) and SVG (XML) as well."""
     paths = write_run_plots(RESULTS, tmp_path, formats=("pdf", "svg"))

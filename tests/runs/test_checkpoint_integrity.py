@@ -52,6 +52,7 @@ def _files(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
 
 
+@pytest.mark.slow
 def test_one_flipped_byte_is_refused_before_anything_is_loaded(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert agem("run", *SMALL, "--out", str(out)).returncode == 0
@@ -65,6 +66,7 @@ def test_one_flipped_byte_is_refused_before_anything_is_loaded(tmp_path: Path) -
     assert _files(out) == before  # nothing changed: the status is still "interrupted"
 
 
+@pytest.mark.slow
 def test_an_intact_checkpoint_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert agem("run", *SMALL, "--out", str(out)).returncode == 0
@@ -77,6 +79,7 @@ def test_an_intact_checkpoint_resumes(tmp_path: Path) -> None:
     assert {k: again[k] for k in keys} == {k: first[k] for k in keys}
 
 
+@pytest.mark.slow
 def test_a_missing_digest_record_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert agem("run", *SMALL, "--out", str(out)).returncode == 0
@@ -86,6 +89,7 @@ def test_a_missing_digest_record_is_refused(tmp_path: Path) -> None:
     assert "checkpoint.pt" in line and "checkpoint.sha256" in line
 
 
+@pytest.mark.slow
 def test_a_sweep_reports_a_corrupt_checkpoint_as_failed_never_final(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(SWEEP_TOML)

@@ -35,6 +35,7 @@ def _signal_while_writing(out: Path, name: str, ready: object, signum: int) -> t
     return proc.returncode, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_the_final_results_write_keeps_the_run_complete(
     tmp_path: Path, signum: int
@@ -50,6 +51,7 @@ def test_a_signal_during_the_final_results_write_keeps_the_run_complete(
     assert data["status"] == "complete" and data["A_T"] is not None
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_plot_keeps_the_run_complete(tmp_path: Path) -> None:
     out = tmp_path / "run"
     code, err = _signal_while_writing(
@@ -60,6 +62,7 @@ def test_sigterm_during_a_plot_keeps_the_run_complete(tmp_path: Path) -> None:
     assert all((out / p).stat().st_size > 1000 for p in PLOTS)
 
 
+@pytest.mark.slow
 def test_sigterm_during_the_last_checkpoint_keeps_the_run_complete(tmp_path: Path) -> None:
     out = tmp_path / "run"
     code, err = _signal_while_writing(

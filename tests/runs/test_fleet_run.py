@@ -16,6 +16,7 @@ from tests.helpers.runs import TINY, agem, one_line_error, results, start, wait_
 FLEET = ["--strategy", "agem", "--fleet", "2", "--seed", "3"]
 
 
+@pytest.mark.slow
 def test_fleet_refuses_a_non_empty_folder_and_overwrites_on_request(tmp_path: Path) -> None:
     out = tmp_path / "fleet"
     out.mkdir()
@@ -51,6 +52,7 @@ CAPTURED = ("--device", "cuda", "--cuda-graph", "--optimizer", "adam", "--lr", "
         ),
     ],
 )
+@pytest.mark.slow
 def test_interrupted_fleet_resumes_run_by_run(tmp_path: Path, extra: tuple[str, ...]) -> None:
     out = tmp_path / "fleet"
     proc = start(

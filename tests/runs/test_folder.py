@@ -82,6 +82,7 @@ def test_config_json_records_the_environment(tmp_path: Path) -> None:
     assert env["device"] == "cpu" and env["threads"] == 1 and env["data_dir"] is None
 
 
+@pytest.mark.slow
 def test_config_replay_reproduces_the_accuracy_matrix(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     argv = [*TINY, "--strategy", "gem", "--optimizer", "adamw", "--lr", "0.005"]
@@ -155,6 +156,7 @@ def test_a_folder_where_a_file_belongs(tmp_path: Path, capsys: pytest.CaptureFix
     assert temp_files(out) == []
 
 
+@pytest.mark.slow
 def test_read_only_out_as_another_user(tmp_path: Path) -> None:
     parent = tmp_path / "read-only"
     parent.mkdir(mode=0o555)
@@ -173,6 +175,7 @@ def _fashion_copy(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["file", "folder"])
 def test_unreadable_data_as_another_user(what: str, tmp_path: Path) -> None:
     tmp_path.chmod(0o755)

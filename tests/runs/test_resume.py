@@ -92,6 +92,7 @@ def _kill_during_second_checkpoint(out: Path, strategy: str) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["agem", "replay"])
 def test_sigkill_while_a_checkpoint_is_written_then_resume(
     strategy: str, tmp_path: Path, baselines: dict[str, Path]
@@ -114,6 +115,7 @@ def test_sigkill_while_a_checkpoint_is_written_then_resume(
         assert _scalars(out) == _scalars(baselines[strategy])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_sigint_and_sigterm_write_interrupted_then_resume(
     sig: signal.Signals, code: int, tmp_path: Path, baselines: dict[str, Path]

@@ -12,12 +12,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from agem.sweeps.runner import SweepResult, describe_incomplete
 from tests.helpers.runs import TINY, agem, env, one_line_error, results, start, wait_for
 
 ONE = ["--n-experiences", "1", "--hidden-sizes", "8", "--threads", "1", "--lca-beta", "2"]
 
 
+@pytest.mark.slow
 def test_a_resumed_fleet_member_keeps_its_fleet_size(tmp_path: Path) -> None:
     out = tmp_path / "fleet"
     argv = ["run", *ONE, "--n-experiences", "2", "--fleet", "2", "--out", str(out)]
@@ -32,6 +35,7 @@ def test_a_resumed_fleet_member_keeps_its_fleet_size(tmp_path: Path) -> None:
     assert again["status"] == "complete" and again["fleet_size"] == 2
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_without_checkpoints_says_a_resume_starts_over(tmp_path: Path) -> None:
     out = tmp_path / "run"
     pause = {"AGEM_TEST_PAUSE_BEFORE_RENAME": "results.json:1"}
@@ -46,6 +50,7 @@ def test_an_interrupted_run_without_checkpoints_says_a_resume_starts_over(tmp_pa
     assert "continue with" not in line
 
 
+@pytest.mark.slow
 def test_resume_of_a_complete_run_on_a_read_only_folder_reports_it() -> None:
     # a folder that user nobody can reach but not write (pytest's own folders are private)
     with tempfile.TemporaryDirectory() as top:
@@ -61,6 +66,7 @@ def test_resume_of_a_complete_run_on_a_read_only_folder_reports_it() -> None:
         assert before == {p.name: p.read_bytes() for p in out.iterdir()}
 
 
+@pytest.mark.slow
 def test_a_second_sweep_on_one_folder_is_refused_at_once(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(

@@ -37,6 +37,7 @@ def _unchanged(victim: Path) -> None:
 
 
 # ---- agem run ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_new_run_refuses_a_symlinked_lock(tmp_path: Path, victim: Path) -> None:
     out = tmp_path / "x"
     out.mkdir()
@@ -47,6 +48,7 @@ def test_a_new_run_refuses_a_symlinked_lock(tmp_path: Path, victim: Path) -> Non
     assert sorted(p.name for p in out.iterdir()) == [".lock"]
 
 
+@pytest.mark.slow
 def test_overwrite_refuses_a_symlinked_lock(tmp_path: Path, victim: Path) -> None:
     out = tmp_path / "x"
     assert agem("run", *SMALL, "--out", str(out)).returncode == 0
@@ -59,6 +61,7 @@ def test_overwrite_refuses_a_symlinked_lock(tmp_path: Path, victim: Path) -> Non
     assert before == {p.name: p.read_bytes() for p in out.iterdir() if p.name != ".lock"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("planted", [".lock", "results.json", "checkpoint.pt", "metrics.csv"])
 def test_resume_refuses_a_folder_with_a_symlink(tmp_path: Path, victim: Path, planted: str) -> None:
     out = tmp_path / "x"
@@ -132,6 +135,7 @@ def test_a_sweep_refuses_a_symlink_in_its_folder(
     assert not (out / "seed-0").exists() and not (out / "seed-1").exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_run_with_a_symlinked_lock_fails_and_the_victim_is_unchanged(
     tmp_path: Path, victim: Path
 ) -> None:

@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--hidden", "8", "--experiences", "2", "--train-patterns", "40", "--repeats", "1"]
 TINY += ["--synthetic", "--seeds", "2", "--patterns-per-experience", "5", "--sample-size", "5"]
 
 
+@pytest.mark.slow
 def test_protocol_mode_times_each_method_each_way_it_allows(tmp_path: Path) -> None:
     out = tmp_path / "protocol.json"
     proc = subprocess.run(

@@ -163,6 +163,7 @@ def _iterations(run: Path) -> int:
     return max(int(r["iteration"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_a_published_paper_sweep_trains_on_every_example(
     fashion: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -228,6 +229,7 @@ def test_published_refuses_what_it_cannot_honour(
     assert not Path(out).exists()
 
 
+@pytest.mark.slow
 def test_sweeps_doc_counts_the_runs_each_preset_really_runs() -> None:
     """docs/SWEEPS.md's cost table and smoke-test sentence agree with the presets."""
     import re

@@ -52,6 +52,7 @@ def test_a_refused_address_is_one_line_at_once(tmp_path: Path, spec: Path) -> No
     assert not out.exists() and proc.stdout == ""
 
 
+@pytest.mark.slow
 def test_an_address_that_never_answers_gives_up_after_the_timeout(
     tmp_path: Path, spec: Path, silent_port: int
 ) -> None:

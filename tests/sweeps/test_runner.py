@@ -23,7 +23,7 @@ import pytest
 
 from tests.helpers.runs import assert_no_process_mentions
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray_cluster")]
 
 GRID = """
 [base]

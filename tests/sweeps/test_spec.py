@@ -143,6 +143,7 @@ def test_sweep_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "unknown preset 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_presets_are_listed_and_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", "--list-presets"]) == 0
     listed = capsys.readouterr().out
@@ -160,6 +161,7 @@ def test_presets_are_listed_and_valid(capsys: pytest.CaptureFixture[str]) -> Non
         assert all("3:20" in j.options for j in report.jobs)
 
 
+@pytest.mark.slow
 def test_paper_pmnist_protocol_values() -> None:
     protocol = get_preset("agem-paper-pmnist")
     job = next(j for j in protocol.selection_spec().jobs if j.values["strategy"] == "agem")

@@ -102,6 +102,7 @@ def test_validation_of_a_large_spec_shows_progress(monkeypatch: pytest.MonkeyPat
     assert lines[-1] == "validating the spec: 3 of 3 runs checked"
 
 
+@pytest.mark.slow
 def test_a_sweep_prints_the_run_count_and_an_estimate_before_starting(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(BASE + "[grid]\nseed = [0, 1]\n")

@@ -37,6 +37,7 @@ def _without_argv(state: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in state.items() if k != "argv"}
 
 
+@pytest.mark.slow
 def test_a_run_after_a_polluting_one_sees_a_fresh_interpreter(tmp_path: Path) -> None:
     """The warm-up and a first run change torch's RNG, threads, default dtype and
     deterministic flags, signal handlers, cwd, environment, logging, warnings, sys.path
@@ -70,6 +71,7 @@ def test_a_run_after_a_polluting_one_sees_a_fresh_interpreter(tmp_path: Path) ->
     assert (tmp_path / "second.log").read_text().strip() == f"probe wrote {tmp_path}/second.json"
 
 
+@pytest.mark.slow
 def test_threads_follow_the_task_like_omp_num_threads_in_a_new_process(tmp_path: Path) -> None:
     worker = _worker(module=PROBE, warm_up=())
     try:
@@ -118,6 +120,7 @@ def test_a_second_agem_run_in_a_warm_worker_equals_a_cold_one(tmp_path: Path) ->
         assert f"run folder: {tmp_path / name}" in log  # the run's stdout is its log
 
 
+@pytest.mark.slow
 def test_a_crashing_run_leaves_the_worker_serving(tmp_path: Path) -> None:
     worker = _worker(warm_up=())
     try:
@@ -150,6 +153,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_local_engine_runs_tasks_in_warm_forks(tmp_path: Path) -> None:
     tasks = [
         Task(f"v{i}", ("--version",), tmp_path / "logs" / f"v{i}.log", omp_threads=1)
@@ -163,6 +167,7 @@ def test_local_engine_runs_tasks_in_warm_forks(tmp_path: Path) -> None:
         assert lines[0] == "$ agem --version" and lines[1].startswith("agem ")
 
 
+@pytest.mark.slow
 def test_sigkill_of_a_worker_fails_only_its_run_and_a_new_worker_takes_over(
     tmp_path: Path,
 ) -> None:
