@@ -56,6 +56,7 @@ def test_a_restarted_run_gets_no_plots_either(tmp_path: Path) -> None:
 
 
 def _sweep(tmp_path: Path, *extra: str) -> Path:
+    tmp_path.mkdir()
     spec = tmp_path / "spec.toml"
     spec.write_text(SWEEP_TOML.format(extra=""))
     out = tmp_path / "sweep"
