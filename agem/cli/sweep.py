@@ -79,10 +79,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--processes",
         choices=("warm", "cold"),
-        default=None,
+        default="warm",
         help="warm: each run a fork of a worker that has imported torch and agem already "
-        "(default for --engine local); cold: each run a new `python -m agem run` process "
-        "(slower; for debugging; default for --engine ray)",
+        "(default; on Ray, each worker a Ray actor holding one); cold: each run a new "
+        "`python -m agem run` process (slower; for debugging a run's start-up)",
     )
     p.add_argument(
         "--ray-package",
@@ -216,13 +216,13 @@ def sweep_from_args(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 timeout=ray_timeout,
                 quiet=not debug_requested(args),
-                processes=args.processes or "cold",
+                processes=args.processes,
                 ship=args.ray_package != "installed",
             )
             ray_engine.connect()  # before anything is written
             engine = ray_engine
         else:
-            engine = LocalEngine(workers=args.workers, processes=args.processes or "warm")
+            engine = LocalEngine(workers=args.workers, processes=args.processes)
     except SpecError as err:
         raise UsageError(f"agem sweep: {err}") from None
     previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -309,9 +309,9 @@ def _cannot_import_agem(err: BaseException) -> ValueError | None:
 
 
 class RayEngine:
-    """The runs on Ray: one Ray task per run starting `python -m agem` (`processes="cold"`,
-    the default), or one Ray actor per worker (one CPU each, or `cpus_per_task`), each
-    holding a warm worker (`processes="warm"`).
+    """The runs on Ray: one Ray actor per worker (one CPU each, or `cpus_per_task`), each
+    holding a warm worker that forks each run (`processes="warm"`, the default), or one
+    Ray task per run starting `python -m agem` (`processes="cold"`).
 
     `address` joins a running cluster (`ray start --head` prints it); without one,
     `RAY_ADDRESS` is used if set, else a local Ray instance with `workers` CPUs is
@@ -333,7 +333,7 @@ class RayEngine:
         cpus_per_task: float = 1.0,
         timeout: float = RAY_TIMEOUT,
         quiet: bool = True,
-        processes: Processes = "cold",
+        processes: Processes = "warm",
         ship: bool = True,
     ) -> None:
         require("ray")  # fail now, in one line naming the pip command
