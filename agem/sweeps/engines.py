@@ -356,8 +356,18 @@ class RayEngine:
 
         if ray.is_initialized():
             return
-        if self.address:
-            _check_reachable(self.address, self.timeout)
+        if not self.address:
+            # A local instance is started from this thread: Ray's own processes (GCS,
+            # raylet) are told to die when the thread that started them ends.
+            saved = _mute_stderr() if self.quiet else None
+            try:
+                self._init()
+            finally:
+                if saved is not None:
+                    _unmute_stderr(saved)
+            self._owned = True
+            return
+        _check_reachable(self.address, self.timeout)
         failure: list[BaseException] = []
 
         def init() -> None:

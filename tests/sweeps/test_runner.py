@@ -204,6 +204,19 @@ def test_ray_sweep_end_to_end_on_a_cluster(
     assert _metrics(out) == _metrics(local)
 
 
+def test_ray_sweep_on_a_local_instance_it_starts(tmp_path: Path, ray_token: None) -> None:
+    """Without an address the sweep starts a local Ray instance with --workers CPUs, which
+    lives until the sweep has ended (Ray's processes die with the thread that started
+    them, so it must be the sweep's main thread)."""
+    pytest.importorskip("ray")
+    environ = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = tmp_path / "local-ray"
+    result = _sweep(
+        str(_spec(tmp_path)), "--out", str(out), "--engine", "ray", "--workers", "2", env=environ
+    )
+    _check_complete_sweep(out, result)
+
+
 def test_ray_sweep_ships_agem_to_workers_that_cannot_import_it(
     tmp_path: Path, bare_ray_address: str
 ) -> None:
