@@ -383,9 +383,8 @@ class RayEngine:
         if worker.is_alive():
             if saved is not None:  # Ray keeps trying (muted); our own lines still show
                 sys.stderr = os.fdopen(saved, "w", buffering=1)
-            where = self.address or "a local instance"
             raise ValueError(
-                f"cannot reach Ray at {where}: no connection within {self.timeout:g} s "
+                f"cannot reach Ray at {self.address}: no connection within {self.timeout:g} s "
                 "(see --ray-timeout)"
             )
         if saved is not None:

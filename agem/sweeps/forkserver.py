@@ -54,7 +54,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 _PR_SET_PDEATHSIG = 1
 # the seed of torch's global RNG in a new interpreter, in the versions that fix one
@@ -333,7 +333,7 @@ def _become_run(
     return _run_module(module, argv)
 
 
-def _exit_child(code: int) -> None:  # pragma: no cover - runs in the forked child
+def _exit_child(code: int) -> NoReturn:  # pragma: no cover - runs in the forked child
     """End the forked run as an interpreter's exit would for what a run can see (its
     non-daemon threads joined, its `atexit` functions run, its output flushed), but
     without tearing down the modules it shares with the server: that teardown touches
