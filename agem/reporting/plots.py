@@ -14,11 +14,13 @@ keeps one colour in every figure (`method_colors`).
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agem.atomic import write_atomic
+from agem.forked import run_forked
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -48,6 +50,13 @@ def plot_formats(text: str) -> tuple[str, ...]:
             f"without repeats, got {text!r}"
         )
     return tuple(n for n in PLOT_FORMATS if n in names)
+
+
+def _import_matplotlib() -> None:
+    """Import what drawing and saving a figure needs (and matplotlib's font list)."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure
+    import matplotlib.font_manager  # noqa: F401
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -531,31 +540,50 @@ def comparison_figure(
 
 
 def write_run_plots(
-    results: Mapping[str, Any], out_dir: str | Path, *, formats: Sequence[str] = ("png",)
+    results: Mapping[str, Any],
+    out_dir: str | Path,
+    *,
+    formats: Sequence[str] = ("png",),
+    processes: int | None = None,
 ) -> list[Path]:
     """Every plot the results allow, in `out_dir`, in each of `formats`:
     accuracy_matrix, accuracy_over_time, lca, each titled with strategy, benchmark and
-    seed. Returns the paths written."""
+    seed. Returns the paths written.
+
+    The figures are drawn at once, in up to `processes` processes (default: one per
+    figure when more than one CPU is available; see `agem.forked.run_forked`): drawing
+    holds the GIL, and drawing the three figures one after another took most of a default
+    run's time after training."""
     out = Path(out_dir)
-    written: list[Path] = []
     title = run_title(results)
+    jobs: list[Callable[[], list[Path]]] = []
     if results.get("accuracy_matrix"):
-        written += plot_accuracy_matrix(
-            results["accuracy_matrix"],
-            out / "accuracy_matrix.png",
-            title=f"Accuracy matrix R[i][j]\n{title}" if title else None,
-            formats=formats,
+        jobs.append(
+            partial(
+                plot_accuracy_matrix,
+                results["accuracy_matrix"],
+                out / "accuracy_matrix.png",
+                title=f"Accuracy matrix R[i][j]\n{title}" if title else None,
+                formats=formats,
+            )
         )
     if any(int(r["after_experience"]) >= 0 for r in results.get("evaluations") or []):
-        written += plot_accuracy_over_time(
-            results["evaluations"],
-            out / "accuracy_over_time.png",
-            title=f"Accuracy over training\n{title}" if title else None,
-            experience_ids=results.get("experience_ids"),
-            task_il_matrix=results.get("accuracy_matrix_task_il"),
-            formats=formats,
+        jobs.append(
+            partial(
+                plot_accuracy_over_time,
+                results["evaluations"],
+                out / "accuracy_over_time.png",
+                title=f"Accuracy over training\n{title}" if title else None,
+                experience_ids=results.get("experience_ids"),
+                task_il_matrix=results.get("accuracy_matrix_task_il"),
+                formats=formats,
+            )
         )
     curves = results.get("lca_curves") or []
     if any(c is not None for c in curves):
-        written += plot_lca(curves, out / "lca.png", title=title or None, formats=formats)
-    return written
+        jobs.append(
+            partial(plot_lca, curves, out / "lca.png", title=title or None, formats=formats)
+        )
+    if len(jobs) > 1:
+        _import_matplotlib()  # once, here: the forked processes share it
+    return [path for written in run_forked(jobs, processes=processes) for path in written]

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import ctypes
 import gc
 import io
 import json
@@ -56,7 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-_PR_SET_PDEATHSIG = 1
+from agem.forked import kill_with_parent
+
 # the seed of torch's global RNG in a new interpreter, in the versions that fix one
 _TORCH_DEFAULT_SEED = 67280421310721
 
@@ -91,9 +91,7 @@ class WorkerError(ValueError):
 def die_with_parent() -> None:  # pragma: no cover - runs in a child process
     """SIGKILL this process when its parent dies (Linux); its own process group, so
     that a terminal's Ctrl-C reaches only the sweep, which stops its runs itself."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    kill_with_parent()
     os.setpgid(0, 0)
 
 
@@ -317,8 +315,7 @@ def _become_run(
 ) -> int:  # pragma: no cover - runs in the forked child
     """In the forked child: die with the server, look like a fresh interpreter, write to
     the log, run `python -m MODULE ARGV`; its exit status."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    kill_with_parent()
     if os.getppid() != server:  # the server died before the line above
         os._exit(128 + signal.SIGKILL)
     fresh.restore(omp_threads=omp)
