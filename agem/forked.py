@@ -9,6 +9,9 @@ code, skips the interpreter's teardown and is killed if this process dies. A job
 fails in a child (or whose child is killed) is run again here, so its exception reaches
 the caller exactly as if the jobs had run one after the other. Where fork is not safe to
 use (not Linux) or only one CPU is available, the jobs run here, in order.
+
+`Standby` forks such a child early, to prepare (import what the jobs need) on another CPU
+while this process works, and runs the jobs from there when they are known.
 """
 
 from __future__ import annotations
@@ -54,22 +57,32 @@ def _shares(count: int, processes: int) -> list[list[int]]:
     return [share for share in shares if share]
 
 
+def _become_child(parent: int) -> bool:
+    """First steps of a forked child: die with `parent`, leave signals to it. False when
+    the parent is gone already."""
+    kill_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above
+        return False
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)  # the parent decides what a signal means
+    return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _child(
     jobs: Sequence[Callable[[], Any]], share: Sequence[int], write_fd: int, parent: int
 ) -> None:
     """The body of a forked child: run its jobs, send their results, exit at once."""
     code = 1
     try:  # pragma: no cover - runs in the forked child (its coverage is not collected)
-        kill_with_parent()
-        if os.getppid() != parent:  # the parent died before the line above
+        if not _become_child(parent):
             return
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_DFL)  # the parent decides what a signal means
-        results = {index: jobs[index]() for index in share}
-        data = pickle.dumps(results)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(write_fd, view) :]
+        _write_all(write_fd, pickle.dumps({index: jobs[index]() for index in share}))
         code = 0
     finally:
         os._exit(code)  # no teardown, no atexit, no unflushed parent buffers written twice
@@ -131,3 +144,120 @@ def run_forked(jobs: Sequence[Callable[[], T]], *, processes: int | None = None)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
     return [results[index] for index in range(len(jobs))]
+
+
+class Standby:
+    """A child forked now that runs `prepare` (such as importing a heavy module) on
+    another CPU while this process goes on, then waits for one call of `run`, whose jobs
+    it runs with `run_forked` from its prepared state. Work this process would do at its
+    end (importing matplotlib before drawing a run's figures) so overlaps with its own.
+
+    Nothing is forked where `run_forked` would not fork or where only one CPU is
+    available (there, `run` prepares here first), or when `prepare` is None (nothing to
+    prepare). `run` falls back to this process whenever the child cannot serve it (it
+    died, was killed, or the jobs cannot be pickled), so the results, and any exception
+    the jobs raise, are those of running them here. The child dies with this process;
+    `close` (or leaving the `with` block) ends it when `run` was never called.
+    """
+
+    def __init__(self, prepare: Callable[[], object] | None) -> None:
+        self._prepare = prepare
+        self._pid: int | None = None
+        self._send = self._receive = -1
+        if prepare is None or not can_fork() or available_cpus() < 2:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        parent = os.getpid()
+        request_read, self._send = os.pipe()
+        self._receive, reply_write = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # see run_forked
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the forked child
+            os.close(self._send)
+            os.close(self._receive)
+            _standby_child(prepare, request_read, reply_write, parent)
+        os.close(request_read)
+        os.close(reply_write)
+        self._pid = pid
+
+    def run(self, jobs: Sequence[Callable[[], T]], *, processes: int | None = None) -> list[T]:
+        """`run_forked(jobs, processes=processes)`, from the prepared child if it is there."""
+        if processes is not None and processes < 1:
+            raise ValueError(f"processes must be at least 1, got {processes}")
+        reply = self._serve(jobs, processes) if self._pid is not None else None
+        if reply is not None:
+            return reply
+        if self._prepare is not None:
+            self._prepare()
+            self._prepare = None
+        return run_forked(jobs, processes=processes)
+
+    def _serve(self, jobs: Sequence[Callable[[], T]], processes: int | None) -> list[T] | None:
+        """The child's results for `jobs`, or None when it could not give them."""
+        try:
+            try:
+                request = pickle.dumps((list(jobs), processes))
+            except Exception:  # jobs that cannot travel run here
+                return None
+            try:
+                _write_all(self._send, request)
+                os.close(self._send)
+                self._send = -1
+            except OSError:  # the child is gone
+                return None
+            with os.fdopen(self._receive, "rb", closefd=False) as pipe:
+                data = pipe.read()  # until the child exits
+            pid, self._pid = self._pid, None
+            if pid is None:  # pragma: no cover - _serve is only called with a child
+                return None
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0 or not data:
+                return None
+            self._prepare = None  # the child prepared and ran them
+            results: list[T] = pickle.loads(data)
+            return results
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """End the child (if still there) and release its pipes; idempotent."""
+        for fd in (self._send, self._receive):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._send = self._receive = -1
+        pid, self._pid = self._pid, None
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+    def __enter__(self) -> Standby:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _standby_child(
+    prepare: Callable[[], object], request_fd: int, reply_fd: int, parent: int
+) -> None:
+    """The body of a `Standby` child: prepare, wait for its jobs, run them, reply, exit."""
+    code = 1
+    try:  # pragma: no cover - runs in the forked child (its coverage is not collected)
+        if not _become_child(parent):
+            return
+        prepare()
+        with os.fdopen(request_fd, "rb") as pipe:
+            request = pipe.read()  # until the parent sends its jobs or closes
+        if not request:  # closed without a call of run
+            code = 0
+            return
+        jobs, processes = pickle.loads(request)
+        _write_all(reply_fd, pickle.dumps(run_forked(jobs, processes=processes)))
+        code = 0
+    finally:
+        os._exit(code)

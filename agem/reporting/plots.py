@@ -13,6 +13,7 @@ keeps one colour in every figure (`method_colors`).
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agem.atomic import write_atomic
-from agem.forked import run_forked
+from agem.forked import Standby, run_forked
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -57,6 +58,12 @@ def _import_matplotlib() -> None:
     import matplotlib.backends.backend_agg
     import matplotlib.figure
     import matplotlib.font_manager  # noqa: F401
+
+
+def plot_standby() -> Standby:
+    """A `Standby` that imports matplotlib now, on another CPU, for `write_run_plots` to
+    draw from at the end of a run (nothing to prepare when it is imported already)."""
+    return Standby(None if "matplotlib.backends.backend_agg" in sys.modules else _import_matplotlib)
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -545,6 +552,7 @@ def write_run_plots(
     *,
     formats: Sequence[str] = ("png",),
     processes: int | None = None,
+    standby: Standby | None = None,
 ) -> list[Path]:
     """Every plot the results allow, in `out_dir`, in each of `formats`:
     accuracy_matrix, accuracy_over_time, lca, each titled with strategy, benchmark and
@@ -553,7 +561,8 @@ def write_run_plots(
     The figures are drawn at once, in up to `processes` processes (default: one per
     figure when more than one CPU is available; see `agem.forked.run_forked`): drawing
     holds the GIL, and drawing the three figures one after another took most of a default
-    run's time after training."""
+    run's time after training. With a `standby` (`plot_standby()`, started when training
+    starts), they are drawn from its child, which imported matplotlib meanwhile."""
     out = Path(out_dir)
     title = run_title(results)
     jobs: list[Callable[[], list[Path]]] = []
@@ -584,6 +593,8 @@ def write_run_plots(
         jobs.append(
             partial(plot_lca, curves, out / "lca.png", title=title or None, formats=formats)
         )
+    if standby is not None:
+        return [path for written in standby.run(jobs, processes=processes) for path in written]
     if len(jobs) > 1:
         _import_matplotlib()  # once, here: the forked processes share it
     return [path for written in run_forked(jobs, processes=processes) for path in written]

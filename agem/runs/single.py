@@ -21,9 +21,10 @@ from agem.benchmarks.registry import get
 from agem.benchmarks.streams import Benchmark
 from agem.core.evaluation import EvaluationPlugin
 from agem.core.template import BaseTemplate
+from agem.forked import Standby
 from agem.importpath import OwnCodeError
 from agem.plugins.loggers import ConsoleLogger, CSVLogger, Logger, TensorBoardLogger, WandBLogger
-from agem.reporting.plots import write_run_plots
+from agem.reporting.plots import plot_standby, write_run_plots
 from agem.runs import checkpoint
 from agem.runs.bounds import check_fits, check_sizes
 from agem.runs.config import RunConfig
@@ -95,6 +96,7 @@ class SingleRun:
         self.checkpoint_digest: str | None = None  # of the checkpoint now in the folder
         self.results: dict[str, Any] = {}
         self.extra: dict[str, Any] = {}  # more entries for results.json (e.g. fleet_size)
+        self.plotter: Standby | None = None  # imports matplotlib while training, for finish
 
     # ---- parts -------------------------------------------------------------------------
     def _build_benchmark(self) -> Benchmark:
@@ -269,17 +271,18 @@ class SingleRun:
         """Train the experiences not done yet; checkpoint after each; finish the folder."""
         start = time.perf_counter()
         stream = list(self.benchmark.train_stream)
-        for number, experience in enumerate(stream[self.done :], start=self.done + 1):
-            self.strategy.train(experience)
-            if number == len(stream):
-                signals.raise_pending()  # one that training swallowed still interrupts
-                signals.hold()  # every metric is recorded: the run ends complete
-            elapsed = self.elapsed_before + time.perf_counter() - start
+        with plot_standby() if self.config.plots else nullcontext() as self.plotter:
+            for number, experience in enumerate(stream[self.done :], start=self.done + 1):
+                self.strategy.train(experience)
+                if number == len(stream):
+                    signals.raise_pending()  # one that training swallowed still interrupts
+                    signals.hold()  # every metric is recorded: the run ends complete
+                elapsed = self.elapsed_before + time.perf_counter() - start
+                with signals.critical():
+                    self.experience_done(elapsed)
+            signals.hold()  # also when a resumed run had trained every experience already
             with signals.critical():
-                self.experience_done(elapsed)
-        signals.hold()  # also when a resumed run had trained every experience already
-        with signals.critical():
-            return self.finish(self.elapsed_before + time.perf_counter() - start)
+                return self.finish(self.elapsed_before + time.perf_counter() - start)
 
     def experience_done(self, elapsed: float) -> None:
         """Count the experience just trained; write the checkpoint and results.json."""
@@ -306,7 +309,12 @@ class SingleRun:
         and finishes), then write results.json ("complete")."""
         results = self.current_results(elapsed)
         plots = (
-            write_run_plots(results, self.folder.path, formats=self.config.plot_formats())
+            write_run_plots(
+                results,
+                self.folder.path,
+                formats=self.config.plot_formats(),
+                standby=self.plotter,
+            )
             if self.config.plots
             else []
         )
