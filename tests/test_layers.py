@@ -21,7 +21,7 @@ LAYERS = (
     ("core",),
     ("benchmarks", "models", "metrics", "reporting"),
     ("data",),
-    ("atomic", "bounded", "extras", "forked", "importpath", "runtime", "version"),
+    ("atomic", "bounded", "exiting", "extras", "forked", "importpath", "runtime", "version"),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from agem.cli.debug import DEBUG_VARIABLE, debug_requested
+from agem.exiting import exit_now
 from agem.extras import MissingExtraError
 from agem.runs.options import OptionParser, UsageError
 
@@ -121,8 +122,12 @@ def entry() -> NoReturn:
     try:
         code = main()
         sys.stdout.flush()
+    except SystemExit as done:  # `--help`, `--version`, argparse's usage errors
+        if not (done.code is None or isinstance(done.code, int)):
+            raise
+        code = done.code or 0
     except BrokenPipeError:  # output piped into e.g. `head`, which exited early
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = 0
-    sys.exit(code)
+    exit_now(code)  # without the interpreter's teardown: it took most of a second
