@@ -6,6 +6,11 @@ short run's overhead. `exit_now` does what a program can observe of a normal exi
 non-daemon threads joined, `atexit` functions run: logging, W&B, Ray, temporary
 directories; standard streams flushed) and then ends the process at once. Files a run
 writes are closed (and written atomically) before this; nothing is left to a finalizer.
+
+A host that runs a command's entry point inside its own process (the sweep's fork server:
+its warm-up run, and each forked run until it returns) wraps the call in
+`exit_by_raising()`, so that the entry point's `exit_now` raises `SystemExit` as
+`sys.exit` would, and the host ends the process itself.
 """
 
 from __future__ import annotations
@@ -15,11 +20,28 @@ import contextlib
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from typing import NoReturn
+
+#: How many `exit_by_raising` blocks are open (in this process).
+_RAISING = {"depth": 0}
+
+
+@contextlib.contextmanager
+def exit_by_raising() -> Iterator[None]:
+    """Within this block, `exit_now(code)` raises `SystemExit(code)` instead of exiting."""
+    _RAISING["depth"] += 1
+    try:
+        yield
+    finally:
+        _RAISING["depth"] -= 1
 
 
 def exit_now(code: int) -> NoReturn:
-    """Exit with status `code` as described above, skipping the teardown."""
+    """Exit with status `code` as described above, skipping the teardown (or raise
+    `SystemExit(code)` inside `exit_by_raising`)."""
+    if _RAISING["depth"]:
+        raise SystemExit(code)
     try:
         shutdown = getattr(threading, "_shutdown", None)  # what the interpreter calls first
         if shutdown is not None:

@@ -1,6 +1,7 @@
 """`agem.exiting.exit_now` ends a real process as a normal exit would for everything a
 program can observe: its exit status, its buffered output, its non-daemon threads and
-thread pools finished, its `atexit` functions and `weakref.finalize` callbacks run."""
+thread pools finished, its `atexit` functions and `weakref.finalize` callbacks run; inside
+`exit_by_raising` it raises `SystemExit` instead, as `sys.exit` would."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
+
+from agem.exiting import exit_by_raising, exit_now
 
 
 def test_exit_now_keeps_what_a_normal_exit_does(tmp_path: Path) -> None:
@@ -46,3 +51,11 @@ def test_exit_now_keeps_what_a_normal_exit_does(tmp_path: Path) -> None:
     assert done.stderr == "to stderr"
     for name in ("thread", "pool", "atexit", "finalize"):
         assert (tmp_path / name).read_text() == "done", name
+
+
+def test_inside_exit_by_raising_it_raises_system_exit() -> None:
+    with exit_by_raising(), pytest.raises(SystemExit) as raised:
+        with exit_by_raising():
+            pass  # a nested block closing leaves the outer one in force
+        exit_now(4)
+    assert raised.value.code == 4

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from agem.exiting import exit_now
+from agem.exiting import exit_by_raising, exit_now
 from agem.forked import kill_with_parent
 
 # the seed of torch's global RNG in a new interpreter, in the versions that fix one
@@ -223,7 +223,8 @@ def _run_module(module: str, argv: Sequence[str]) -> int:
     """`python -m MODULE ARGV` in this process; its exit status."""
     sys.argv = [module, *argv]
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        with exit_by_raising():  # this process ends when its owner says so
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as done:
         code = done.code
         if code is None:
