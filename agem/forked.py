@@ -184,9 +184,7 @@ class Standby:
 
     def run(self, jobs: Sequence[Callable[[], T]], *, processes: int | None = None) -> list[T]:
         """`run_forked(jobs, processes=processes)`, from the prepared child if it is there."""
-        if processes is not None and processes < 1:
-            raise ValueError(f"processes must be at least 1, got {processes}")
-        reply = self._serve(jobs, processes) if self._pid is not None else None
+        reply = self._serve(self._pid, jobs, processes) if self._pid is not None else None
         if reply is not None:
             return reply
         if self._prepare is not None:
@@ -194,8 +192,10 @@ class Standby:
             self._prepare = None
         return run_forked(jobs, processes=processes)
 
-    def _serve(self, jobs: Sequence[Callable[[], T]], processes: int | None) -> list[T] | None:
-        """The child's results for `jobs`, or None when it could not give them."""
+    def _serve(
+        self, pid: int, jobs: Sequence[Callable[[], T]], processes: int | None
+    ) -> list[T] | None:
+        """Child `pid`'s results for `jobs`, or None when it could not give them."""
         try:
             try:
                 request = pickle.dumps((list(jobs), processes))
@@ -209,9 +209,7 @@ class Standby:
                 return None
             with os.fdopen(self._receive, "rb", closefd=False) as pipe:
                 data = pipe.read()  # until the child exits
-            pid, self._pid = self._pid, None
-            if pid is None:  # pragma: no cover - _serve is only called with a child
-                return None
+            self._pid = None
             _, status = os.waitpid(pid, 0)
             if os.waitstatus_to_exitcode(status) != 0 or not data:
                 return None
