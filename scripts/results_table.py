@@ -2,10 +2,12 @@
 
 One row per method, in the order of the paper's table (VAN, EWC, PI, MAS, RWALK,
 PROG-NN, GEM, A-GEM, MULTI-TASK, then Replay): the hyperparameters it ran with (from
-DIR/published.json or DIR/selection.json), the number of complete seeds out of the runs
-in the folder (diverged and unfinished ones named), A_T (%), F_T and LCA_10 as
+DIR/published.json or DIR/selection.json), the complete seeds out of the sweep's
+(DIR/sweep.toml; which ones when not all, the diverged ones with the reported task they
+diverged in, the unfinished ones and those not run yet), A_T (%), F_T and LCA_10 as
 mean ± std over the complete seeds, and the training time; beside it, the paper's
 Permuted MNIST values (ICLR'19, arXiv:1812.00420v2, Appendix E, Table 4 and Table 7).
+`--total` adds a line with the training time of all runs in the table.
 
     python scripts/results_table.py sweeps/agem-paper-pfmnist-published
     python scripts/results_table.py sweeps/agem-paper-pfmnist --no-paper > table.md
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agem.reporting.compare import RunRecord, load_runs, mean_std
+from agem.sweeps.spec import SpecError, load_spec
 
 # (strategy, the paper's name)
 ORDER = (
@@ -74,15 +77,88 @@ def _describe(values: dict[str, Any]) -> str:
     return ", ".join(f"{short.get(k, k)} {values[k]:g}" for k in CHOSEN_KEYS if k in values)
 
 
-def _seed_cell(runs: list[RunRecord], complete: list[RunRecord]) -> str:
+def _extras(config: dict[str, Any]) -> list[str]:
+    """The options besides the chosen ones that tell a method's row apart."""
+    extras = []
+    if config.get("strategy") == "gem" and config.get("memory_strength") is not None:
+        extras.append(f"margin {config['memory_strength']:g}")
+    if config.get("strategy") == "replay" and config.get("mem_size") is not None:
+        extras.append(f"{config['mem_size']:,} slots")
+    if config.get("task_labels"):
+        extras.append("task labels")
+    arguments = config.get("strategy_args")  # a strategy given by its import path
+    if isinstance(arguments, dict):
+        extras += [f"{k} {json.dumps(v)}" for k, v in sorted(arguments.items())]
+    return extras
+
+
+def _ranges(numbers: list[int]) -> str:
+    """0, 1, 2, 4 -> "0-2, 4"."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+def _planned(folder: Path) -> dict[str, list[int]]:
+    """Each strategy's seeds in the sweep's spec (empty when the folder has none)."""
+    path = folder / "sweep.toml"
+    if not path.is_file():
+        return {}
+    try:
+        spec = load_spec(path)
+    except SpecError as err:
+        raise ValueError(str(err)) from None
+    planned: dict[str, list[int]] = {}
+    for job in spec.jobs:
+        if job.config is not None:
+            planned.setdefault(job.config.strategy, []).append(job.config.seed)
+    return planned
+
+
+def _seed_cell(runs: list[RunRecord], complete: list[RunRecord], planned: list[int]) -> str:
+    """The seeds column: "5" when every planned seed is complete, else "K of N (seeds
+    ...; what the others are)"; without a plan, the runs in the folder are the plan."""
+    seeds = planned or [int(r.config.get("seed", 0)) for r in runs]
+    if len(complete) == len(seeds):
+        return str(len(complete))
+    done = [int(r.config.get("seed", 0)) for r in complete]
+    notes = [f"seed{'s' if len(done) > 1 else ''} {_ranges(done)}"] if done else []
+    diverged = [r for r in runs if r.status == "diverged"]
+    if diverged:
+        where = {_diverged_task(r) for r in diverged}
+        tasks = sorted(t for t in where if t is not None)
+        note = f"{len(diverged)} diverged"
+        if tasks and None not in where:
+            note += f" in reported task {_ranges(tasks)}"
+        notes.append(note)
     others: dict[str, int] = {}
     for r in runs:
-        if r.status != "complete":
+        if r.status not in ("complete", "diverged"):
             others[r.status] = others.get(r.status, 0) + 1
-    cell = f"{len(complete)} of {len(runs)}" if others else str(len(complete))
-    if others:
-        cell += " (" + ", ".join(f"{n} {s}" for s, n in sorted(others.items())) + ")"
-    return cell
+    notes += [f"{n} {status}" for status, n in sorted(others.items())]
+    missing = len(set(seeds) - {int(r.config.get("seed", 0)) for r in runs})
+    if missing:
+        notes.append(f"{missing} not run")
+    return f"{len(complete)} of {len(seeds)} ({'; '.join(notes)})"
+
+
+def _diverged_task(run: RunRecord) -> int | None:
+    """The reported task (1-based) a diverged run stopped in, when its results say."""
+    where = run.results.get("diverged")
+    if isinstance(where, dict) and isinstance(where.get("experience"), int):
+        return int(where["experience"]) + 1
+    return None
+
+
+def total_hours(folder: Path) -> tuple[int, float]:
+    """(runs, hours of training) over the complete and diverged runs in `folder`."""
+    runs = [r for r in load_runs([folder]) if r.status in ("complete", "diverged")]
+    seconds = sum(v for r in runs if (v := r.value("train_seconds")) is not None)
+    return len(runs), seconds / 3600.0
 
 
 def table(folder: Path, *, paper: bool = True) -> str:
@@ -91,6 +167,7 @@ def table(folder: Path, *, paper: bool = True) -> str:
     if not runs:
         raise ValueError(f"{folder}: no runs here")
     choices = _choices(folder)
+    planned = _planned(folder)
     head = ["method", "values", "seeds", "A_T (%)", "F_T", "LCA_10", "training (s)"]
     if paper:
         head += ["paper A_T (%)", "paper F_T", "paper LCA_10", "paper time (s, GPU)"]
@@ -111,8 +188,8 @@ def table(folder: Path, *, paper: bool = True) -> str:
         chosen = choices.get(strategy) or {k: v for k, v in mine[0].config.items() if k == "lr"}
         cells = [
             label,
-            _describe(chosen),
-            _seed_cell(mine, complete),
+            ", ".join([_describe(chosen), *_extras(mine[0].config)]),
+            _seed_cell(mine, complete, planned.get(strategy, [])),
             _pm(values("A_T"), 100.0, 1),
             _pm(values("F_T"), 1.0, 3),
             _pm(values(lca_key), 1.0, 3),
@@ -128,9 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="the sweep folder (agem sweep --out DIR)")
     parser.add_argument("--no-paper", action="store_true", help="omit the paper's columns")
+    parser.add_argument(
+        "--total", action="store_true", help="add the training time of all runs in the table"
+    )
     args = parser.parse_args(argv)
     try:
         print(table(args.folder, paper=not args.no_paper), end="")
+        if args.total:
+            runs, hours = total_hours(args.folder)
+            print(f"\ntraining time of the {runs} complete and diverged runs: {hours:.1f} h")
     except (OSError, ValueError) as err:
         print(f"results_table: {err}", file=sys.stderr)
         return 2
