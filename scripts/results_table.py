@@ -122,10 +122,10 @@ def _planned(folder: Path) -> dict[str, list[int]]:
 def _seed_cell(runs: list[RunRecord], complete: list[RunRecord], planned: list[int]) -> str:
     """The seeds column: "5" when every planned seed is complete, else "K of N (seeds
     ...; what the others are)"; without a plan, the runs in the folder are the plan."""
-    seeds = planned or [int(r.config.get("seed", 0)) for r in runs]
+    seeds = planned or [_seed(r) for r in runs]
     if len(complete) == len(seeds):
         return str(len(complete))
-    done = [int(r.config.get("seed", 0)) for r in complete]
+    done = [_seed(r) for r in complete]
     notes = [f"seed{'s' if len(done) > 1 else ''} {_ranges(done)}"] if done else []
     diverged = [r for r in runs if r.status == "diverged"]
     if diverged:
@@ -140,10 +140,14 @@ def _seed_cell(runs: list[RunRecord], complete: list[RunRecord], planned: list[i
         if r.status not in ("complete", "diverged"):
             others[r.status] = others.get(r.status, 0) + 1
     notes += [f"{n} {status}" for status, n in sorted(others.items())]
-    missing = len(set(seeds) - {int(r.config.get("seed", 0)) for r in runs})
+    missing = len(set(seeds) - {_seed(r) for r in runs})
     if missing:
         notes.append(f"{missing} not run")
     return f"{len(complete)} of {len(seeds)} ({'; '.join(notes)})"
+
+
+def _seed(run: RunRecord) -> int:
+    return int(run.config.get("seed", 0))
 
 
 def _diverged_task(run: RunRecord) -> int | None:
