@@ -1,8 +1,9 @@
 """Render RESULTS.md's table from a sweep folder of an A-GEM paper preset.
 
-One row per method, in the order of the paper's table (VAN, EWC, PI, MAS, RWALK,
-PROG-NN, GEM, A-GEM, MULTI-TASK, then Replay): the hyperparameters it ran with (from
-DIR/published.json or DIR/selection.json), the complete seeds out of the sweep's
+One row per method and set of values, in the order of the paper's table (VAN, EWC, PI,
+MAS, RWALK, PROG-NN, GEM, A-GEM, MULTI-TASK, then Replay and any other strategy): the
+hyperparameters it ran with (those DIR/published.json or DIR/selection.json name, else the
+learning rate, and the options that set a row apart), the complete seeds out of the sweep's
 (DIR/sweep.toml; which ones when not all, the diverged ones with the reported task they
 diverged in, the unfinished ones and those not run yet), A_T (%), F_T and LCA_10 as
 mean ± std over the complete seeds, and the training time; beside it, the paper's
@@ -103,8 +104,21 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
-def _planned(folder: Path) -> dict[str, list[int]]:
-    """Each strategy's seeds in the sweep's spec (empty when the folder has none)."""
+def _keys(strategy: str, choices: dict[str, dict[str, Any]]) -> tuple[str, ...]:
+    """The hyperparameters a strategy's rows are told apart by: those its choices name."""
+    chosen = choices.get(strategy)
+    return tuple(k for k in CHOSEN_KEYS if k in chosen) if chosen else ("lr",)
+
+
+def _values_cell(config: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """A row's values column: its hyperparameters, then the options that set it apart."""
+    parts = [_describe({k: config[k] for k in keys if k in config}), *_extras(config)]
+    return ", ".join(p for p in parts if p)
+
+
+def _planned(folder: Path, choices: dict[str, dict[str, Any]]) -> dict[tuple[str, str], list[int]]:
+    """Each row's seeds in the sweep's spec, a row being a strategy with one set of values
+    (empty when the folder has no spec)."""
     path = folder / "sweep.toml"
     if not path.is_file():
         return {}
@@ -112,10 +126,13 @@ def _planned(folder: Path) -> dict[str, list[int]]:
         spec = load_spec(path)
     except SpecError as err:
         raise ValueError(str(err)) from None
-    planned: dict[str, list[int]] = {}
+    planned: dict[tuple[str, str], list[int]] = {}
     for job in spec.jobs:
         if job.config is not None:
-            planned.setdefault(job.config.strategy, []).append(job.config.seed)
+            config = job.config.to_dict()
+            strategy = job.config.strategy
+            row = (strategy, _values_cell(config, _keys(strategy, choices)))
+            planned.setdefault(row, []).append(job.config.seed)
     return planned
 
 
@@ -171,17 +188,23 @@ def table(folder: Path, *, paper: bool = True) -> str:
     if not runs:
         raise ValueError(f"{folder}: no runs here")
     choices = _choices(folder)
-    planned = _planned(folder)
+    planned = _planned(folder, choices)
     head = ["method", "values", "seeds", "A_T (%)", "F_T", "LCA_10", "training (s)"]
     if paper:
         head += ["paper A_T (%)", "paper F_T", "paper LCA_10", "paper time (s, GPU)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
-    known = {s for s, _ in ORDER}
-    extra = sorted({str(r.config.get("strategy")) for r in runs} - known)
-    for strategy, label in (*ORDER, *((s, s) for s in extra)):
-        mine = [r for r in runs if r.config.get("strategy") == strategy]
-        if not mine:
-            continue
+    # one row per strategy and set of values, in the paper's order, then the plan's
+    rows: dict[tuple[str, str], list[RunRecord]] = {row: [] for row in planned}
+    for run in runs:
+        strategy = str(run.config.get("strategy"))
+        cell = _values_cell(run.config, _keys(strategy, choices))
+        rows.setdefault((strategy, cell), []).append(run)
+    known = [s for s, _ in ORDER]
+    labels = dict(ORDER)
+    for (strategy, cell), mine in sorted(
+        ((row, mine) for row, mine in rows.items() if mine),
+        key=lambda item: known.index(item[0][0]) if item[0][0] in known else len(known),
+    ):
         complete = [r for r in mine if r.status == "complete"]
 
         def values(key: str, rows: list[RunRecord] = complete) -> list[float]:
@@ -189,11 +212,10 @@ def table(folder: Path, *, paper: bool = True) -> str:
 
         lca_keys = [k for r in complete for k in r.results if k.startswith("LCA_")]
         lca_key = lca_keys[0] if lca_keys else "LCA_10"
-        chosen = choices.get(strategy) or {k: v for k, v in mine[0].config.items() if k == "lr"}
         cells = [
-            label,
-            ", ".join([_describe(chosen), *_extras(mine[0].config)]),
-            _seed_cell(mine, complete, planned.get(strategy, [])),
+            labels.get(strategy, strategy),
+            cell,
+            _seed_cell(mine, complete, planned.get((strategy, cell), [])),
             _pm(values("A_T"), 100.0, 1),
             _pm(values("F_T"), 1.0, 3),
             _pm(values(lca_key), 1.0, 3),

@@ -88,6 +88,29 @@ def test_seeds_column_says_which_seeds_are_in_and_what_the_others_are(tmp_path: 
     assert script.total_hours(out) == (8, pytest.approx((4 * 10.0 + 30.0 + 50.0) / 3600))
 
 
+def test_variants_of_one_strategy_get_a_row_each(tmp_path: Path) -> None:
+    """Runs of one strategy with other values are never averaged into one row."""
+    spec = parse_spec(
+        '[base]\nn_experiences = 4\nstrategy = "agem.strategies.mas:MAS"\nseed = 0\n'
+        "\n[[grid]]\nlr = [0.1, 0.03]\nstrategy_args = [{mas_lambda = 1}, {mas_lambda = 2}]\n"
+    )
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.toml").write_text(spec.to_toml())
+    done = {"status": "complete", "F_T": 0.1, "LCA_10": 0.2, "train_seconds": 10.0}
+    own = {"strategy": "agem.strategies.mas:MAS", "seed": 0}
+    _run(out / "a", {**own, "lr": 0.1, "strategy_args": {"mas_lambda": 1}}, {**done, "A_T": 0.4})
+    _run(out / "b", {**own, "lr": 0.1, "strategy_args": {"mas_lambda": 2}}, {**done, "A_T": 0.6})
+    diverged = {"status": "diverged", "diverged": {"experience": 2, "iteration": 1}}
+    _run(out / "c", {**own, "lr": 0.03, "strategy_args": {"mas_lambda": 1}}, diverged)
+    lines = _script().table(out, paper=False).splitlines()[2:]
+    assert [line.split(" | ")[1:4] for line in lines] == [
+        ["lr 0.1, mas_lambda 1", "1", "40.0"],
+        ["lr 0.1, mas_lambda 2", "1", "60.0"],
+        ["lr 0.03, mas_lambda 1", "0 of 1 (1 diverged in reported task 3)", ""],
+    ]  # lr 0.03 with mas_lambda 2 was not started: no row
+
+
 def _table_in_results_md() -> str:
     text = (ROOT / "RESULTS.md").read_text()
     section = text.split("## The ICLR'19 protocol", 1)[1]
@@ -100,8 +123,9 @@ def _table_in_results_md() -> str:
 def test_results_md_table_is_the_rendering_of_the_kept_records() -> None:
     script = _script()
     assert _table_in_results_md() == script.table(KEPT)
-    variant = script.table(ROOT / "results" / "agem-paper-pfmnist-mas-authors", paper=False)
-    assert variant in (ROOT / "RESULTS.md").read_text()
+    for variants in ("agem-paper-pfmnist-mas-authors", "agem-paper-pfmnist-mas-split"):
+        table = script.table(ROOT / "results" / variants, paper=False)
+        assert table in (ROOT / "RESULTS.md").read_text(), variants
     runs, hours = script.total_hours(KEPT)
     assert f"{runs} runs" in (ROOT / "RESULTS.md").read_text()
     assert re.search(rf"\b{hours:.1f} hours\b", (ROOT / "RESULTS.md").read_text())
