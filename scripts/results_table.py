@@ -194,16 +194,16 @@ def table(folder: Path, *, paper: bool = True) -> str:
         head += ["paper A_T (%)", "paper F_T", "paper LCA_10", "paper time (s, GPU)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
     # one row per strategy and set of values, in the paper's order, then the plan's
-    rows: dict[tuple[str, str], list[RunRecord]] = {row: [] for row in planned}
+    groups: dict[tuple[str, str], list[RunRecord]] = {row: [] for row in planned}
     for run in runs:
         strategy = str(run.config.get("strategy"))
         cell = _values_cell(run.config, _keys(strategy, choices))
-        rows.setdefault((strategy, cell), []).append(run)
-    known = [s for s, _ in ORDER]
+        groups.setdefault((strategy, cell), []).append(run)
+    rank = {strategy: i for i, (strategy, _) in enumerate(ORDER)}
     labels = dict(ORDER)
     for (strategy, cell), mine in sorted(
-        ((row, mine) for row, mine in rows.items() if mine),
-        key=lambda item: known.index(item[0][0]) if item[0][0] in known else len(known),
+        ((row, mine) for row, mine in groups.items() if mine),
+        key=lambda item: rank.get(item[0][0], len(ORDER)),
     ):
         complete = [r for r in mine if r.status == "complete"]
 
